@@ -1,0 +1,27 @@
+/*
+ * kit/console.h - polled output on the first serial port (8250/16550 at
+ * 0x3f8).  The kernel has already programmed the line (baud rate, 8N1);
+ * the kit only waits for an empty transmit register before each byte.
+ * "\n" goes out as "\r\n".
+ */
+#ifndef KIT_CONSOLE_H
+#define KIT_CONSOLE_H
+
+#include <stdarg.h>
+
+void kit_putc(char c);
+void kit_puts(const char *s);	/* no newline added */
+
+/*
+ * printf subset: %s %c %d %i %u %x %X %p %%, flags '0' and '-', a decimal
+ * width, an ignored 'l' (long is 32-bit here).  No 64-bit conversions, no
+ * precision, no floating point.  %p prints 0x and eight hex digits.
+ * Returns the number of characters written (before "\r" expansion).
+ */
+int kit_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int kit_vprintf(const char *fmt, va_list ap);
+
+/* Start a new line unless the last character written ended one. */
+void kit_console_newline(void);
+
+#endif /* KIT_CONSOLE_H */

@@ -1,0 +1,16 @@
+/*
+ * kit/string.h - the four memory functions gcc may call on its own, even
+ * with -ffreestanding (structure copies, initialisers).
+ */
+#ifndef KIT_STRING_H
+#define KIT_STRING_H
+
+#include <stddef.h>
+
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+
+#endif /* KIT_STRING_H */

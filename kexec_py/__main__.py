@@ -1,0 +1,3 @@
+from kexec_py.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""kexec(8) command line: one argparse parser, one action per invocation.
+
+Imports stay inside the actions: `kexec -e` must not pay for pyelftools or
+pyroute2 (start-up time is part of the product).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kexec_py import __version__
+from kexec_py.errors import EXIT_USAGE, KexecError, NothingLoaded, UsageError
+
+PROG = "kexec"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and kexec-tools' exit code, not argparse's 2
+        sys.stderr.write(f"{PROG}: {message} (see {PROG} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def parse_address(text: str) -> int:
+    """Numbers as kexec-tools' strtoul(..., 0) reads them: 0x hex, 0 octal, else decimal."""
+    try:
+        if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+            value = int(text, 8)
+        else:
+            value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"negative address {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Load a new kernel or physical-mode image and jump to it; with"
+            " --load-preserve-context the image runs and returns to this Linux (kexec jump)."
+        ),
+        epilog=(
+            "Example: kexec --load-preserve-context --args-none phy_mode; kexec -e"
+            " (runs phy_mode in physical mode and comes back)."
+        ),
+    )
+    actions = parser.add_argument_group("actions (one at most; default: load, then shutdown -r now)")
+    action = actions.add_mutually_exclusive_group()
+    add = action.add_argument
+    add("-l", "--load", dest="action", action="store_const", const="load",
+        help="load the image into memory for a later kexec -e")
+    add("--load-preserve-context", dest="action", action="store_const", const="load-preserve-context",
+        help="load the image with KEXEC_PRESERVE_CONTEXT: kexec -e calls it and it may return here;"
+        " the pages it occupies are backed up and restored around every jump")
+    add("-e", "--exec", dest="action", action="store_const", const="exec",
+        help="jump to the loaded image now (after a preserve-context jump returns, exit 0)")
+    add("-f", "--force", dest="action", action="store_const", const="force",
+        help="load and jump at once, without shutdown")
+    add("-u", "--unload", dest="action", action="store_const", const="unload",
+        help="unload the loaded image")
+    add("-S", "--status", dest="action", action="store_const", const="status",
+        help="exit 1 if an image is loaded, 0 if not (as kexec-tools)")
+
+    image = parser.add_argument_group("image")
+    image.add_argument("image", nargs="?", metavar="IMAGE", help="the file to load")
+    image.add_argument("-t", "--type", metavar="TYPE",
+                       help="image type instead of probing (elf-x86)")
+    args_style = image.add_mutually_exclusive_group()
+    args_style.add_argument("--args-none", dest="args_style", action="store_const", const="none",
+                            help="ELF: pass no arguments; the kernel calls e_entry directly")
+    args_style.add_argument("--args-linux", dest="args_style", action="store_const", const="linux",
+                            help="ELF: pass Linux boot arguments (not implemented yet)")
+    args_style.add_argument("--args-elf", dest="args_style", action="store_const", const="elf",
+                            help="ELF: pass ELF boot notes (not implemented yet)")
+    image.add_argument("--entry", metavar="ADDR", type=parse_address,
+                       help="enter the image here instead of at its own entry point")
+
+    memory = parser.add_argument_group("memory")
+    memory.add_argument("--mem-min", metavar="ADDR", type=parse_address,
+                        help="lowest address of the backup window (inclusive)")
+    memory.add_argument("--mem-max", metavar="ADDR", type=parse_address,
+                        help="highest address of the backup window (inclusive); with"
+                        " --load-preserve-context all RAM in [mem-min, mem-max] the image does not"
+                        " occupy is also backed up, as scratch memory for the image."
+                        " Not required: without it only the image's own pages are backed up")
+
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("-x", "--no-ifdown", action="store_true",
+                           help="do not take network interfaces down before kexec -e"
+                           " (currently always the behaviour: interfaces are never touched)")
+    execution.add_argument("-y", "--no-sync", action="store_true",
+                           help="do not sync filesystems before kexec -e")
+    execution.add_argument("-c", "--kexec-syscall", action="store_true",
+                           help="use kexec_load (the only system call kexec-py uses)")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("-d", "--debug", action="store_true",
+                        help="print the segment list before loading")
+    output.add_argument("--dry-run", action="store_true",
+                        help="plan the load and print it, without any system call"
+                        " (works as any user, on any machine)")
+    output.add_argument("--json", action="store_true",
+                        help="with --dry-run: print the plan as one JSON object")
+    output.add_argument("-v", "--version", action="version", version=f"kexec-py {__version__}")
+
+    planning = parser.add_argument_group("planning for another machine")
+    planning.add_argument("--arch", choices=("i386", "x86_64"),
+                          help="the kernel that will run the image (default: the running one)")
+    planning.add_argument("--machine-root", metavar="DIR", default="/",
+                          help="read sys/firmware/memmap, proc/iomem and proc/meminfo below DIR"
+                          " (default /); with --dry-run, plans for a recorded machine")
+    return parser
+
+
+def main(argv: list[str] | None = None, kernel_factory=None) -> int:
+    """Run one kexec command. kernel_factory(args) builds the kernel interface
+    (tests pass a recording fake); it is called only by actions that need it."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args, kernel_factory or _linux_kernel)
+    except KexecError as e:
+        sys.stderr.write(f"{PROG}: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _linux_kernel(args: argparse.Namespace):
+    import os
+
+    from kexec_py.kernel import LinuxKernel
+
+    return LinuxKernel(os.path.join(args.machine_root, "sys"))
+
+
+def _run(args: argparse.Namespace, kernel_factory) -> int:
+    action = args.action or "load-and-shutdown"
+    if args.json and not args.dry_run:
+        raise UsageError("--json goes with --dry-run")
+    if action in ("exec", "unload", "status"):
+        if args.image:
+            raise UsageError(f"--{action} takes no image")
+        if args.dry_run:
+            raise UsageError("--dry-run plans a load; it does not apply to --" + action)
+        return {"exec": _exec, "unload": _unload, "status": _status}[action](args, kernel_factory(args))
+    if not args.image:
+        raise UsageError("no image given")
+    plan = _plan_load(args, preserve_context=(action == "load-preserve-context"))
+    if args.dry_run:
+        _print_plan(plan, args.json)
+        return 0
+    if args.debug:
+        sys.stderr.write(plan.describe() + "\n")
+    kernel = kernel_factory(args)
+    kernel.kexec_load(plan)
+    if action == "force":
+        return _exec(args, kernel)
+    if action == "load-and-shutdown":
+        kernel.shutdown_reboot()
+    return 0
+
+
+def _target_arch(args: argparse.Namespace):
+    from kexec_py.flags import Arch
+
+    if args.arch:
+        return Arch(args.arch)
+    try:
+        return Arch.running()
+    except ValueError as e:
+        raise KexecError(str(e)) from None
+
+
+def _plan_load(args: argparse.Namespace, preserve_context: bool):
+    from kexec_py.flags import KexecFlags
+    from kexec_py.image_file import ImageFile
+    from kexec_py.loaders import LoadRequest, Target, choose_loader
+    from kexec_py.memmap import read_memory_map
+    from kexec_py.planner import make_plan
+    from kexec_py.ranges import Range
+
+    arch = _target_arch(args)
+    memory = read_memory_map(args.machine_root)
+    image = ImageFile.open(args.image)
+    loader = choose_loader(image, args.type)
+    loaded = loader.load(image, LoadRequest(args.args_style, args.entry), Target(arch, memory))
+
+    flags = arch.kexec_arch
+    window = None
+    if preserve_context:
+        flags |= KexecFlags.PRESERVE_CONTEXT
+        if args.mem_min is not None or args.mem_max is not None:
+            top = max(r.end for r in memory.ram()) - 1
+            low, high = args.mem_min or 0, top if args.mem_max is None else args.mem_max
+            if high < low:
+                raise UsageError(f"--mem-max {high:#x} is below --mem-min {low:#x}")
+            window = Range(low, high + 1)
+    elif args.mem_min is not None or args.mem_max is not None:
+        raise UsageError("--mem-min/--mem-max set the backup window of --load-preserve-context")
+    return make_plan(loaded, int(flags), memory, window)
+
+
+def _print_plan(plan, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps(plan.as_dict()))
+    else:
+        print(plan.describe())
+
+
+def _exec(args: argparse.Namespace, kernel) -> int:
+    if not kernel.kexec_loaded():
+        raise NothingLoaded("Nothing has been loaded!")
+    if not args.no_sync:
+        kernel.sync()
+    kernel.reboot_kexec()
+    return 0  # reboot() returned: a preserve-context image ran and came back
+
+
+def _unload(args: argparse.Namespace, kernel) -> int:
+    kernel.kexec_unload(_target_arch(args).kexec_arch)
+    return 0
+
+
+def _status(args: argparse.Namespace, kernel) -> int:
+    return 1 if kernel.kexec_loaded() else 0

@@ -1,0 +1,29 @@
+"""An image file mapped read-only: loaders slice it without copying."""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from kexec_py.errors import ImageError
+
+
+@dataclass
+class ImageFile:
+    path: str
+    data: memoryview  # the whole file, mapped
+    stream: BinaryIO  # for parsers that read headers (pyelftools)
+
+    @classmethod
+    def open(cls, path: str) -> ImageFile:
+        try:
+            stream = open(path, "rb")
+            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        except IsADirectoryError:
+            raise ImageError(f"{path}: is a directory, not an image") from None
+        except OSError as e:
+            raise ImageError(f"cannot open {path}: {e.strerror}") from None
+        except ValueError:  # mmap of an empty file
+            raise ImageError(f"{path}: empty file") from None
+        return cls(path, memoryview(mapped), stream)

@@ -1,0 +1,64 @@
+"""Image formats, probed in order like kexec-tools' file-type table.
+
+Each loader module provides LOADER: an object with `name`, `probe(data)` (cheap,
+imports nothing heavy) and `load(image, request, target)` -> LoadedImage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from kexec_py.errors import ImageError, UsageError
+from kexec_py.flags import Arch
+from kexec_py.image_file import ImageFile
+from kexec_py.memmap import MemoryMap
+from kexec_py.segments import LoadedImage
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What the command line asks of a loader."""
+
+    args_style: str | None = None  # "none", "linux" or "elf" (--args-*), None when unsaid
+    entry: int | None = None  # --entry overrides the image's own
+
+
+@dataclass(frozen=True)
+class Target:
+    """The machine the image will run on."""
+
+    arch: Arch
+    memory: MemoryMap
+
+
+class ImageLoader(Protocol):
+    name: str
+
+    def probe(self, data: memoryview) -> bool: ...
+
+    def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage: ...
+
+
+def _table() -> list[ImageLoader]:
+    from kexec_py.loaders import elf_x86
+
+    return [elf_x86.LOADER]
+
+
+def type_names() -> list[str]:
+    return [loader.name for loader in _table()]
+
+
+def choose_loader(image: ImageFile, type_name: str | None) -> ImageLoader:
+    """The loader named by -t, else the first whose probe accepts the file."""
+    table = _table()
+    if type_name is not None:
+        for loader in table:
+            if loader.name == type_name:
+                return loader
+        raise UsageError(f"unknown image type {type_name!r} (known: {', '.join(type_names())})")
+    for loader in table:
+        if loader.probe(image.data):
+            return loader
+    raise ImageError(f"{image.path}: cannot determine the file type (known: {', '.join(type_names())})")

@@ -1,0 +1,83 @@
+"""elf-x86: ELF32/ELF64 executables placed by their PT_LOAD physical addresses.
+
+With --args-none the image gets no boot arguments and no purgatory: the kernel
+calls e_entry directly (for a preserve-context load: in physical mode, with the
+C calling convention).
+"""
+
+from __future__ import annotations
+
+from kexec_py.errors import ImageError, UsageError
+from kexec_py.flags import Arch
+from kexec_py.image_file import ImageFile
+from kexec_py.loaders import LoadRequest, Target
+from kexec_py.ranges import PAGE_SIZE, align_up
+from kexec_py.segments import LoadedImage, Segment
+
+ELF_MAGIC = b"\x7fELF"
+# What each kernel can call directly: an x86_64 kernel calls the entry in
+# 64-bit mode, an i386 kernel in 32-bit protected mode.
+ENTERABLE = {Arch.I386: "EM_386", Arch.X86_64: "EM_X86_64"}
+
+
+class ElfX86Loader:
+    name = "elf-x86"
+
+    def probe(self, data: memoryview) -> bool:
+        return bytes(data[:4]) == ELF_MAGIC
+
+    def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
+        if request.args_style != "none":
+            raise UsageError(
+                "elf-x86: only --args-none is supported (a physical-mode payload called"
+                " directly); Linux ELF kernels need --args-linux, not implemented yet"
+            )
+        from elftools.common.exceptions import ELFError
+
+        try:
+            return self._load(image, request, target)
+        except (ELFError, ValueError, IndexError) as e:  # what pyelftools raises on damaged headers
+            raise ImageError(f"{image.path}: damaged ELF ({e})") from None
+
+    def _load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
+        from elftools.elf.elffile import ELFFile
+
+        path, data = image.path, image.data
+        if not self.probe(data):
+            raise ImageError(f"{path}: not an ELF file")
+        elf = ELFFile(image.stream)  # headers only; segment data is sliced from the map
+        if elf["e_type"] != "ET_EXEC":
+            raise ImageError(f"{path}: ELF type {elf['e_type']}, need an executable (ET_EXEC)")
+        machine = elf["e_machine"]
+        if machine not in ("EM_386", "EM_X86_64"):
+            raise ImageError(f"{path}: ELF machine {machine} is not x86")
+        if machine != ENTERABLE[target.arch]:
+            raise ImageError(
+                f"{path}: {machine} image, but {target.arch.value} kernels enter"
+                f" {ENTERABLE[target.arch]} images (--arch plans for another machine)"
+            )
+        segments = []
+        for index, phdr in enumerate(elf.iter_segments("PT_LOAD")):
+            if phdr["p_memsz"]:
+                segments.append(self._segment(path, len(data), data, index, phdr.header))
+        if not segments:
+            raise ImageError(f"{path}: no PT_LOAD segment")
+        entry = elf["e_entry"] if request.entry is None else request.entry
+        if not any(s.range.contains_address(entry) for s in segments):
+            raise ImageError(f"{path}: entry {entry:#x} is outside every loaded segment")
+        return LoadedImage(entry, tuple(segments))
+
+    @staticmethod
+    def _segment(path: str, size: int, data: memoryview, index: int, ph) -> Segment:
+        where = f"PT_LOAD[{index}] at {ph.p_paddr:#x}"
+        if ph.p_paddr % PAGE_SIZE:
+            raise ImageError(f"{path}: {where} is not page-aligned (link it at a 4 KiB boundary)")
+        if ph.p_filesz > ph.p_memsz:
+            raise ImageError(f"{path}: {where} has p_filesz > p_memsz")
+        if ph.p_offset + ph.p_filesz > size:
+            raise ImageError(f"{path}: truncated: {where} needs bytes up to {ph.p_offset + ph.p_filesz:#x}, file has {size:#x}")
+        buf = data[ph.p_offset : ph.p_offset + ph.p_filesz]
+        return Segment(ph.p_paddr, align_up(ph.p_memsz), buf, f"{path} {where}")
+
+
+LOADER = ElfX86Loader()

@@ -1,0 +1,83 @@
+"""Pure planning: backup windows and every check the kernel would make, made
+first, so a bad request fails with a reason and the loaded image stays as it was."""
+
+from __future__ import annotations
+
+from kexec_py.errors import PlanError
+from kexec_py.memmap import MemoryMap
+from kexec_py.ranges import PAGE_SIZE, Range, subtract
+from kexec_py.segments import KexecPlan, LoadedImage, Segment
+
+KEXEC_SEGMENT_MAX = 16  # include/uapi/linux/kexec.h
+
+
+def backup_segments(image: LoadedImage, memory: MemoryMap, window: Range) -> list[Segment]:
+    """Zero-data segments over all RAM in window that the image does not occupy.
+
+    A preserve-context jump swaps every destination page with a shadow page and
+    back, so these give the callee scratch memory the running kernel gets back
+    intact (kexec-tools' --mem-min/--mem-max behaviour).
+    """
+    in_window = [w.page_aligned_inside() for r in memory.ram() if (w := r.intersect(window))]
+    free = subtract([w for w in in_window if w], [s.range for s in image.segments])
+    return [Segment(r.start, r.size, b"", "backup (zero-filled scratch)") for r in free]
+
+
+def check_segments(segments: tuple[Segment, ...], memory: MemoryMap) -> None:
+    """Raise PlanError for anything the kernel would refuse or that would land outside RAM."""
+    if len(segments) > KEXEC_SEGMENT_MAX:
+        raise PlanError(
+            f"{len(segments)} segments, the kernel accepts at most {KEXEC_SEGMENT_MAX}"
+            " (narrow --mem-min/--mem-max)"
+        )
+    for s in segments:
+        if s.mem % PAGE_SIZE or s.memsz % PAGE_SIZE:
+            raise PlanError(f"segment {s.range} ({s.source}) is not page-aligned")
+        if s.bufsz > s.memsz:
+            raise PlanError(f"segment {s.range} ({s.source}) has more data than memory")
+    ordered = sorted(segments, key=lambda s: s.mem)
+    for a, b in zip(ordered, ordered[1:]):
+        if a.range.overlaps(b.range):
+            raise PlanError(f"segments overlap: {a.range} ({a.source}) and {b.range} ({b.source})")
+    ram = memory.ram()
+    for s in segments:
+        if subtract([s.range], ram):
+            raise PlanError(
+                f"segment {s.range} ({s.source}) is not inside RAM ({memory.source} has "
+                + ", ".join(str(r) for r in ram)
+                + ")"
+            )
+    limit = memory.total_ram // 2
+    for s in segments:
+        if s.memsz > limit:
+            raise PlanError(_half_of_ram(f"segment {s.range}", s.memsz, memory.total_ram))
+    total = sum(s.memsz for s in segments)
+    if total > limit:
+        raise PlanError(_half_of_ram("the image with its backup", total, memory.total_ram))
+
+
+def _half_of_ram(what: str, size: int, total_ram: int) -> str:
+    return (
+        f"{what} needs {size >> 10} KiB but the kernel refuses (EINVAL) more than half of RAM"
+        f" ({total_ram >> 11} KiB of {total_ram >> 10} KiB): narrow --mem-min/--mem-max"
+    )
+
+
+def make_plan(
+    image: LoadedImage,
+    flags: int,
+    memory: MemoryMap,
+    backup_window: Range | None = None,
+) -> KexecPlan:
+    segments = list(image.segments)
+    if backup_window is not None:
+        for s in segments:
+            if not backup_window.contains(s.range):
+                raise PlanError(
+                    f"segment {s.range} ({s.source}) lies outside --mem-min/--mem-max {backup_window}"
+                )
+        segments += backup_segments(image, memory, backup_window)
+    segments.sort(key=lambda s: s.mem)
+    plan = KexecPlan(image.entry, flags, tuple(segments))
+    check_segments(plan.segments, memory)
+    return plan

@@ -1,0 +1,71 @@
+"""What kexec_load receives: segments and the plan that holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from kexec_py.flags import describe_flags
+from kexec_py.ranges import Range
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """memsz bytes at physical address mem; the first len(buf) come from buf,
+    the kernel zero-fills the rest."""
+
+    mem: int
+    memsz: int
+    buf: Buffer = field(default=b"", repr=False, compare=False)
+    source: str = ""
+
+    @property
+    def bufsz(self) -> int:
+        return len(self.buf)
+
+    @property
+    def range(self) -> Range:
+        return Range.sized(self.mem, self.memsz)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """What an image loader produces: the image's own segments and where to enter."""
+
+    entry: int
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class KexecPlan:
+    """Exactly the arguments of one kexec_load call."""
+
+    entry: int
+    flags: int
+    segments: tuple[Segment, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "entry": self.entry,
+            "flags": self.flags,
+            "segments": [
+                {"mem": s.mem, "memsz": s.memsz, "bufsz": s.bufsz, "source": s.source}
+                for s in self.segments
+            ],
+        }
+
+    def describe(self) -> str:
+        """Human-readable, in the shape of kexec-tools' --debug segment list."""
+        lines = [
+            f"entry       = {self.entry:#x}",
+            f"flags       = {self.flags:#x} ({describe_flags(self.flags)})",
+            f"nr_segments = {len(self.segments)}",
+        ]
+        for i, s in enumerate(self.segments):
+            lines.append(
+                f"segment[{i}]: mem={s.mem:#010x} memsz={s.memsz:#x} bufsz={s.bufsz:#x}"
+                f"  ({s.range})  {s.source}"
+            )
+        return "\n".join(lines)

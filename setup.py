@@ -1,0 +1,50 @@
+"""kexec-py: build the Python tool, its cffi binding and the csrc payload kit."""
+
+import os
+import subprocess
+
+from setuptools import find_packages, setup
+from setuptools.command.build import build
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PAYLOAD_BUILD = os.path.join("build", "payloads")
+EXAMPLES = ("phy_mode", "entry_report")
+
+
+class BuildWithPayloads(build):
+    """Also build the freestanding i386 payload examples with the system gcc."""
+
+    def run(self):
+        subprocess.run(["make", "-s", "-C", "csrc", f"O={os.path.join(HERE, PAYLOAD_BUILD)}"],
+                       cwd=HERE, check=True)
+        super().run()
+
+
+def kit_sources():
+    """(install dir, files) for csrc/, so users can build their own payloads."""
+    entries = []
+    for directory, _, files in os.walk("csrc"):
+        if directory.startswith(os.path.join("csrc", "build")):
+            continue
+        target = os.path.join("share", "kexec-py", "kit", os.path.relpath(directory, "csrc"))
+        entries.append((os.path.normpath(target), [os.path.join(directory, f) for f in sorted(files)]))
+    return entries
+
+
+setup(
+    name="kexec-py",
+    version="0.1.0",
+    description="kexec(8) in Python, built around kexec jump (KEXEC_PRESERVE_CONTEXT)",
+    license="GPL-2.0-or-later",
+    packages=find_packages(include=["kexec_py", "kexec_py.*"]),
+    python_requires=">=3.9",
+    setup_requires=["cffi>=1.15"],
+    install_requires=["cffi>=1.15", "pyelftools>=0.29"],
+    cffi_modules=["kexec_py/_ffi_build.py:ffibuilder"],
+    entry_points={"console_scripts": ["kexec = kexec_py.cli:main"]},
+    cmdclass={"build": BuildWithPayloads},
+    data_files=[
+        ("share/kexec-py/payloads/i386", [os.path.join(PAYLOAD_BUILD, "i386", n) for n in EXAMPLES]),
+        *kit_sources(),
+    ],
+)
