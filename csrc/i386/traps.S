@@ -1,0 +1,98 @@
+/*
+ * i386/traps.S - the payload's IDT: one stub per exception vector.
+ *
+ * While the payload runs, the IDT points here instead of at nothing, so a
+ * fault prints a report on the serial console and halts, instead of
+ * triple-faulting (which resets the machine and loses the running kernel
+ * without a word).  Gates are 32-bit interrupt gates on KIT_CODE_SEL, ring 0
+ * to ring 0: the CPU pushes EFLAGS, CS, EIP (and an error code for some
+ * vectors) on the current stack.
+ */
+#include <kit/desc.h>
+
+	.code32
+	.text
+
+/* Vector 2: an NMI is not the payload's fault; count it and carry on. */
+.macro	EXC_STUB vec
+	.balign	16
+kit_exc_\vec:
+.if \vec == 2
+	incl	kit_nmi_count
+	iret
+.else
+.if !(KIT_EXC_HAS_ERRCODE(\vec))
+	pushl	$0			/* uniform frame: a zero error code */
+.endif
+	pushl	$\vec
+	jmp	kit_exc_common
+.endif
+.endm
+
+	.irp	v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	EXC_STUB \v
+	.endr
+
+/*
+ * Frame for kit_exception(): pushal's registers, vector, error code, then
+ * what the CPU pushed (EIP, CS, EFLAGS).  The C code runs on a stack of its
+ * own: the faulting one may be the problem.
+ */
+kit_exc_common:
+	pushal
+	movl	%esp, %eax
+	movl	$KIT_DATA_SEL, %ecx	/* the payload may have left odd selectors */
+	movl	%ecx, %ds
+	movl	%ecx, %es
+	movl	%ecx, %ss
+	movl	$kit_exc_stack_top, %esp
+	subl	$12, %esp
+	pushl	%eax
+	cld
+	call	kit_exception		/* does not return */
+1:	cli
+	hlt
+	jmp	1b
+
+/* Fill the IDT (each call: it costs nothing) and load it. */
+	.globl	kit_load_idt
+	.type	kit_load_idt, @function
+kit_load_idt:
+	xorl	%ecx, %ecx
+1:	movl	kit_exc_stubs(,%ecx,4), %eax
+	movw	%ax, kit_idt(,%ecx,8)
+	movw	$KIT_CODE_SEL, kit_idt + 2(,%ecx,8)
+	movw	$KIT_GATE_INT32, kit_idt + 4(,%ecx,8)
+	shrl	$16, %eax
+	movw	%ax, kit_idt + 6(,%ecx,8)
+	incl	%ecx
+	cmpl	$KIT_IDT_ENTRIES, %ecx
+	jb	1b
+	lidt	kit_idt_ptr
+	ret
+	.size	kit_load_idt, . - kit_load_idt
+
+	.section .rodata
+	.balign	4
+kit_exc_stubs:
+	.irp	v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	.long	kit_exc_\v
+	.endr
+	.word	0				/* align the base field */
+kit_idt_ptr:
+	.word	KIT_IDT_ENTRIES * 8 - 1
+	.long	kit_idt
+
+	.bss
+	.balign	8
+	.globl	kit_idt
+kit_idt:
+	.skip	KIT_IDT_ENTRIES * 8
+	.globl	kit_nmi_count
+kit_nmi_count:
+	.long	0
+	.balign	16
+	.skip	2048
+kit_exc_stack_top:
+
+	.section .note.GNU-stack, "", @progbits
