@@ -90,7 +90,7 @@ kit_idt:
 	.skip	KIT_IDT_ENTRIES * 8
 	.globl	kit_nmi_count
 kit_nmi_count:
-	.long	0
+	.skip	4
 	.balign	16
 	.skip	2048
 kit_exc_stack_top:

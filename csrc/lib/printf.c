@@ -1,0 +1,156 @@
+/*
+ * lib/printf.c - kit_printf, a small printf for the serial console.
+ *
+ * Numbers go through 64 bits so that %llx/%llu work, but never through
+ * libgcc: a 64-by-32 division is two 32-bit `divl`s.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <kit/console.h>
+#include <kit/string.h>
+
+/* *n /= base, returns the remainder.  The second divl cannot overflow:
+ * its high half (the first remainder) is below base. */
+static uint32_t div64_32(uint64_t *n, uint32_t base)
+{
+	uint32_t hi = (uint32_t)(*n >> 32), lo = (uint32_t)*n, qlo, rem;
+	uint32_t qhi = hi / base;
+
+	rem = hi % base;
+	__asm__("divl %4" : "=a"(qlo), "=d"(rem) : "a"(lo), "d"(rem), "rm"(base));
+	*n = ((uint64_t)qhi << 32) | qlo;
+	return rem;
+}
+
+static int repeat(char c, int n)
+{
+	int count = 0;
+
+	for (; n > 0; n--, count++)
+		kit_putc(c);
+	return count;
+}
+
+struct spec {
+	int width;
+	int left;	/* '-' */
+	int zero;	/* '0' */
+};
+
+static int put_field(const struct spec *sp, const char *prefix, const char *body, int len)
+{
+	int plen = (int)strlen(prefix), count = 0, fill;
+
+	fill = sp->width - plen - len;
+	if (!sp->left && !sp->zero)
+		count += repeat(' ', fill);
+	for (int i = 0; i < plen; i++, count++)
+		kit_putc(prefix[i]);
+	if (!sp->left && sp->zero)
+		count += repeat('0', fill);
+	for (int i = 0; i < len; i++, count++)
+		kit_putc(body[i]);
+	if (sp->left)
+		count += repeat(' ', fill);
+	return count;
+}
+
+static int put_number(const struct spec *sp, uint64_t v, uint32_t base, int upper,
+		      const char *prefix)
+{
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	char buf[24];
+	int n = sizeof(buf);
+
+	do
+		buf[--n] = digits[div64_32(&v, base)];
+	while (v);
+	return put_field(sp, prefix, buf + n, (int)sizeof(buf) - n);
+}
+
+int kit_vprintf(const char *fmt, va_list ap)
+{
+	int count = 0;
+
+	for (; *fmt; fmt++) {
+		struct spec sp = { 0, 0, 0 };
+		int longs = 0;
+		uint64_t u;
+		int64_t d;
+		const char *s;
+		char c;
+
+		if (*fmt != '%') {
+			kit_putc(*fmt);
+			count++;
+			continue;
+		}
+		for (fmt++;; fmt++) {
+			if (*fmt == '-')
+				sp.left = 1;
+			else if (*fmt == '0')
+				sp.zero = 1;
+			else
+				break;
+		}
+		for (; *fmt >= '0' && *fmt <= '9'; fmt++)
+			sp.width = sp.width * 10 + (*fmt - '0');
+		for (; *fmt == 'l' || *fmt == 'z' || *fmt == 'j'; fmt++)
+			longs += *fmt == 'j' ? 2 : *fmt == 'l';	/* long, size_t: 32 bits */
+
+		switch (*fmt) {
+		case 'd':
+		case 'i':
+			d = longs >= 2 ? va_arg(ap, int64_t) : va_arg(ap, int32_t);
+			u = d < 0 ? -(uint64_t)d : (uint64_t)d;
+			count += put_number(&sp, u, 10, 0, d < 0 ? "-" : "");
+			break;
+		case 'u':
+		case 'x':
+		case 'X':
+			u = longs >= 2 ? va_arg(ap, uint64_t) : va_arg(ap, uint32_t);
+			count += put_number(&sp, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', "");
+			break;
+		case 'p':
+			sp.zero = 1;
+			sp.width = 10;
+			count += put_number(&sp, (uintptr_t)va_arg(ap, void *), 16, 0, "0x");
+			break;
+		case 'c':
+			c = (char)va_arg(ap, int);
+			count += put_field(&sp, "", &c, 1);
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			if (!s)
+				s = "(null)";
+			sp.zero = 0;
+			count += put_field(&sp, "", s, (int)strlen(s));
+			break;
+		case '%':
+			kit_putc('%');
+			count++;
+			break;
+		case '\0':		/* lone '%' at the end */
+			kit_putc('%');
+			return count + 1;
+		default:		/* unknown: show it as written */
+			kit_putc('%');
+			kit_putc(*fmt);
+			count += 2;
+			break;
+		}
+	}
+	return count;
+}
+
+int kit_printf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = kit_vprintf(fmt, ap);
+	va_end(ap);
+	return n;
+}

@@ -1,0 +1,163 @@
+"""A QEMU (TCG) i386 guest driven through its serial console with pexpect."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+import pexpect
+
+SHELL_READY = "vmharness-shell-ready"
+SCRIPT_EXIT = re.compile(r"vmharness-script-exit: (\d+)\r?\n")
+BOOT_TIMEOUT = 180.0   # TCG on a loaded 2-core machine; a normal boot to shell takes ~10 s
+TAIL_LINES = 60
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    kernel: Path
+    initrd: Path
+    mem_mb: int = 512
+    append: str = ""
+    qemu: str = "qemu-system-i386"
+
+    def argv(self, interactive: bool = False) -> list[str]:
+        # signal=off: in an interactive session ^C belongs to the guest, not to QEMU
+        chardev = "stdio,id=console" + (",signal=off" if interactive else "")
+        cmdline = " ".join(filter(None, ["console=ttyS0 panic=-1", self.append]))
+        return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", "qemu32", "-smp", "1",
+                "-m", str(self.mem_mb), "-nodefaults", "-display", "none", "-no-reboot",
+                "-chardev", chardev, "-serial", "chardev:console",
+                "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline]
+
+
+class CommandResult(NamedTuple):
+    rc: int
+    output: str
+
+
+class GuestError(Exception):
+    """Base of guest failures; the message ends with the console's tail."""
+
+    def __init__(self, message: str, console: str):
+        tail = "\n".join(console.splitlines()[-TAIL_LINES:])
+        super().__init__(f"{message}\n--- console tail ---\n{tail}")
+        self.console = console
+
+
+class GuestDied(GuestError):
+    """QEMU exited (reset, panic, power-off) while we waited for the guest."""
+
+
+class GuestTimeout(GuestError):
+    """The awaited output did not come in time."""
+
+
+class Guest:
+    """One QEMU process. Use as a context manager, or call start() and stop().
+
+    In shell mode (booted without a script) run() executes commands in the guest's root
+    shell; in script mode wait_for_exit() returns the script's exit status.
+    """
+
+    def __init__(self, boot: BootSpec, echo: TextIO | None = None):
+        self.boot = boot
+        self._log = io.StringIO()
+        self._echo = echo
+        self._child: pexpect.spawn | None = None
+
+    def __enter__(self) -> Guest:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def console(self) -> str:
+        """Everything the guest printed so far, with \\r\\n turned into \\n."""
+        return self._log.getvalue().replace("\r\n", "\n")
+
+    @property
+    def alive(self) -> bool:
+        return self._child is not None and self._child.isalive()
+
+    def start(self) -> None:
+        argv = self.boot.argv()
+        self._child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
+                                    timeout=None, echo=False, dimensions=(50, 200))
+        self._child.logfile_read = _Tee(self._log, self._echo)
+
+    def stop(self) -> None:
+        if self._child is not None:
+            self._child.close(force=True)
+
+    def expect(self, pattern: str | re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Wait for a regular expression in the console output after the last match."""
+        assert self._child is not None, "start() the guest first"
+        try:
+            self._child.expect(pattern, timeout=timeout)
+        except pexpect.EOF:
+            raise GuestDied(f"guest died while waiting for {_show(pattern)}", self.console) from None
+        except pexpect.TIMEOUT:
+            raise GuestTimeout(f"no {_show(pattern)} within {timeout:g} s", self.console) from None
+        return self._child.match
+
+    def wait_for_exit(self, timeout: float) -> int:
+        """Script mode: the script's exit status, once the guest has printed it."""
+        return int(self.expect(SCRIPT_EXIT, timeout)[1])
+
+    def wait_for_shell(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Shell mode: wait for the console shell and make it machine-friendly: no echo, no
+        prompts, so a command's output is exactly what it printed."""
+        self.expect(SHELL_READY, timeout)
+        self.run("stty -echo; PS1=''; PS2=''", timeout=30)
+
+    def send(self, text: str) -> None:
+        assert self._child is not None, "start() the guest first"
+        self._child.send(text)
+
+    def run(self, cmd: str, timeout: float = 60.0) -> CommandResult:
+        """Run shell code in the guest's root shell (stdin /dev/null); return its exit
+        status and combined stdout/stderr. `cd` and variables persist between calls."""
+        tag = secrets.token_hex(6)
+        # markers are printed through printf formats, so an echoed command never matches them
+        begin, end = f"vmh-begin-{tag}", f"vmh-end-{tag}"
+        self.send(f"printf '%s\\n' vmh-begin-{tag}\n"
+                  f"{{\n{cmd}\n}} </dev/null 2>&1; printf 'vmh-end-%s %d\\n' {tag} $?\n")
+        self.expect(re.escape(begin) + r"\r?\n", timeout)
+        match = self.expect(re.escape(end) + r" (\d+)\r?\n", timeout)
+        output = self._child.before.replace("\r\n", "\n") if self._child else ""
+        return CommandResult(int(match[1]), output)
+
+    def check(self, cmd: str, timeout: float = 60.0) -> str:
+        """run() that raises on a non-zero exit status; returns the output."""
+        rc, output = self.run(cmd, timeout)
+        if rc != 0:
+            raise GuestError(f"{cmd!r} exited {rc}:\n{output}", self.console)
+        return output
+
+
+class _Tee:
+    """pexpect logfile that keeps the whole console and optionally streams it."""
+
+    def __init__(self, log: io.StringIO, echo: TextIO | None):
+        self.log, self.echo = log, echo
+
+    def write(self, data: str) -> None:
+        self.log.write(data)
+        if self.echo is not None:
+            self.echo.write(data)
+
+    def flush(self) -> None:
+        if self.echo is not None:
+            self.echo.flush()
+
+
+def _show(pattern: str | re.Pattern[str]) -> str:
+    return shlex.quote(pattern.pattern if isinstance(pattern, re.Pattern) else pattern)

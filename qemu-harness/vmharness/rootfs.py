@@ -1,0 +1,103 @@
+"""The guest's base root filesystem: Debian i386 from mmdebstrap, packed as a newc cpio.
+
+Cached under a key of its inputs; the per-run overlay (overlay.py) is appended to it,
+so changing the project's code never rebuilds this.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .build import HARNESS_DIR, BuildError, cache_root, digest, locked, progress, publish, run_logged
+
+SUITE = "bookworm"
+ARCH = "i386"
+VARIANT = "essential"  # Essential:yes + our packages; minbase would add apt and friends
+PACKAGES = (
+    "python3", "python3-cffi-backend", "python3-pyelftools", "python3-pyroute2",
+    "busybox",        # reboot -f, small tools
+    "util-linux",     # setpriv (non-root tests), setsid -c
+    "kexec-tools",    # side-by-side comparisons, as /usr/sbin/kexec-tools
+    "iproute2",
+)
+HOOK = HARNESS_DIR / "rootfs" / "customize.sh"
+# merged /usr set up by mmdebstrap's own hook: otherwise apt satisfies init-system-helpers'
+# dependency with usrmerge, which drags in 45 MB of perl
+MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+APT_DIR = Path("/etc/apt")
+
+
+def debian_mirror(apt_dir: Path = APT_DIR, suite: str = SUITE) -> str:
+    """The URI of the machine's main Debian archive: the source that carries `suite` itself
+    (the security archive only carries `<suite>-security`)."""
+    for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields = _deb822_fields(stanza)
+            if "deb" in fields.get("types", "").split() and suite in fields.get("suites", "").split():
+                return fields["uris"].split()[0]
+    for path in [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*.list"))]:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+            if len(words) >= 3 and words[0] == "deb" and words[2] == suite:
+                return words[1]
+    raise BuildError(f"no apt source for the Debian suite {suite!r} under {apt_dir}")
+
+
+def _deb822_fields(stanza: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    key = ""
+    for line in stanza.splitlines():
+        if line.startswith("#"):
+            continue
+        if line[:1].isspace() and key:
+            fields[key] += " " + line.strip()
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip().lower()
+            fields[key] = value.strip()
+    return fields
+
+
+def cache_key() -> str:
+    return digest(SUITE, ARCH, VARIANT, ",".join(PACKAGES), HOOK.read_bytes(), str(MERGED_USR_HOOKS))
+
+
+def build_rootfs() -> Path:
+    """Path of the cached base initramfs, building it on a miss."""
+    cache = cache_root() / "rootfs"
+    final = cache / cache_key()
+    archive = final / "rootfs.cpio.gz"
+    if archive.exists():
+        return archive
+    with locked(cache / ".lock"):
+        if archive.exists():
+            return archive
+        staging = final.with_suffix(".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        log = staging / "build.log"
+        tree = staging / "tree"
+        mirror = debian_mirror()
+        progress(f"building the Debian {SUITE} {ARCH} rootfs from {mirror} (log {log}; "
+                 "first time only, a few minutes)")
+        run_logged(["mmdebstrap", f"--arch={ARCH}", f"--variant={VARIANT}",
+                    f"--include={','.join(PACKAGES)}", f"--hook-dir={MERGED_USR_HOOKS}",
+                    f"--customize-hook=sh {HOOK} \"$1\"", SUITE, tree, mirror], log)
+        pack_cpio(tree, staging / "rootfs.cpio.gz", log)
+        shutil.rmtree(tree)
+        publish(staging, final)
+    return archive
+
+
+def pack_cpio(tree: Path, out: Path, log: Path, owner: str | None = None) -> None:
+    """newc archive of `tree` (gzip-compressed when `out` ends in .gz), sorted for stable output."""
+    owner_args = f"-R {owner}" if owner else ""
+    compress = "| gzip -6" if out.suffix == ".gz" else ""
+    script = (f"find . -print0 | LC_ALL=C sort -z | cpio --null --quiet -o -H newc {owner_args} "
+              f'{compress} > "$1"')
+    run_logged(["bash", "-o", "pipefail", "-c", script, "pack_cpio", out.resolve()], log, cwd=tree)
