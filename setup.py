@@ -1,6 +1,7 @@
 """kexec-py: build the Python tool, its cffi binding and the csrc payload kit."""
 
 import os
+import shutil
 import subprocess
 
 from setuptools import find_packages, setup
@@ -18,6 +19,10 @@ class BuildWithPayloads(build):
         subprocess.run(["make", "-s", "-C", "csrc", f"O={os.path.join(HERE, PAYLOAD_BUILD)}"],
                        cwd=HERE, check=True)
         super().run()
+        # purgatory.ro is package data: kexec_py.purgatory.default_purgatory_path() finds it there
+        data = os.path.join(self.build_lib, "kexec_py", "data")
+        os.makedirs(data, exist_ok=True)
+        shutil.copy2(os.path.join(PAYLOAD_BUILD, "purgatory", "purgatory.ro"), data)
 
 
 def kit_sources():

@@ -7,6 +7,7 @@ pyroute2 (start-up time is part of the product).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from kexec_py import __version__
@@ -21,8 +22,13 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+_NUMBER = re.compile(r"-?(0[xX][0-9a-fA-F]+|[0-9]+)")  # not Python's 0b, 0o, 1_000
+
+
 def parse_address(text: str) -> int:
     """Numbers as kexec-tools' strtoul(..., 0) reads them: 0x hex, 0 octal, else decimal."""
+    if not _NUMBER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"bad number {text!r}")
     try:
         if len(text) > 1 and text[0] == "0" and text[1].isdigit():
             value = int(text, 8)

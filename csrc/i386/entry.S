@@ -100,6 +100,13 @@ _start:
 	call	payload_main		/* int payload_main(const struct kit_entry_state *) */
 	addl	$16, %esp
 
+	/* A load without KEXEC_PRESERVE_CONTEXT enters with 0 in the return
+	 * slot: there is no kernel to go back to. Say so and halt. */
+	cmpl	$0, kit_entry + KIT_ES_RET
+	jne	3f
+	call	kit_no_return
+3:
+
 	/*
 	 * Back to the kernel's state.  Whatever the payload did to the CPU
 	 * mode is undone while our IDT can still report a fault: flat

@@ -1,5 +1,6 @@
 /*
- * i386/traps.c - report an exception taken by the payload, then halt.
+ * i386/traps.c - report an exception taken by the payload, or a return
+ * with nowhere to go, then halt.
  *
  * Returning to the kernel after a fault is not an option: the payload's
  * state is unknown and the kernel would resume on top of it.  Halting keeps
@@ -16,6 +17,7 @@ struct kit_trap_frame {
 };
 
 void kit_exception(const struct kit_trap_frame *f) __attribute__((noreturn));
+void kit_no_return(void) __attribute__((noreturn));
 
 static const char *const names[32] = {
 	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
@@ -46,5 +48,15 @@ void kit_exception(const struct kit_trap_frame *f)
 		   f->cs & 0xffff, f->eflags, kit_read_cr0(), kit_read_cr2(),
 		   kit_read_cr3(), kit_read_cr4());
 	kit_puts("kit: halted\n");
+	kit_halt();
+}
+
+/* payload_main returned, but the kernel entered without preserve-context
+ * (relocate_kernel then leaves 0 as return address): nowhere to return to. */
+void kit_no_return(void)
+{
+	kit_console_newline();
+	kit_puts("kit: payload returned but there is no kernel to return to"
+		 " (not loaded with --load-preserve-context); halted\n");
 	kit_halt();
 }

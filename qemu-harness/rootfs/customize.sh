@@ -1,15 +1,26 @@
 #!/bin/sh
 # mmdebstrap customize hook: $1 is the finished root. Makes room for our
-# /usr/sbin/kexec and trims what a test guest never reads. Keeps the .pyc
-# caches: without them every python3 start-up under TCG recompiles.
+# /usr/sbin/kexec and trims what a test guest never reads, so that the whole
+# guest (gzip initrd + its unpacked copy at once) still boots with -m 128.
+# Keeps the .pyc caches: without them every python3 start-up under TCG
+# recompiles.
 set -eu
 root="$1"
 
 mv "$root/usr/sbin/kexec" "$root/usr/sbin/kexec-tools"
 
+# documentation, translations, caches, package-manager state beyond dpkg -l
 rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
        "$root"/usr/share/locale/* "$root"/usr/share/i18n "$root"/usr/share/lintian \
        "$root"/usr/share/common-licenses "$root"/usr/share/zoneinfo \
-       "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
-       "$root"/var/log/* "$root"/usr/lib/i386-linux-gnu/gconv
+       "$root"/usr/share/bash-completion "$root"/usr/lib/i386-linux-gnu/gconv \
+       "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/* \
+       "$root"/var/lib/dpkg/info "$root"/var/log/*
+# perl only ran maintainer scripts (debconf), all done now
+rm -rf "$root"/usr/bin/perl "$root"/usr/bin/perl5.* "$root"/usr/lib/i386-linux-gnu/perl-base \
+       "$root"/usr/share/perl5
+# python test suites and test/CJK extension modules, pydoc's topic data
 find "$root"/usr/lib/python3* -depth -type d \( -name test -o -name tests \) -exec rm -rf {} +
+rm -rf "$root"/usr/lib/python3.11/pydoc_data \
+       "$root"/usr/lib/python3.11/lib-dynload/_test*.so \
+       "$root"/usr/lib/python3.11/lib-dynload/_codecs_[a-z][a-z].*.so

@@ -13,7 +13,9 @@ from typing import NamedTuple, TextIO
 import pexpect
 
 SHELL_READY = "vmharness-shell-ready"
-SCRIPT_EXIT = re.compile(r"vmharness-script-exit: (\d+)\r?\n")
+SCRIPT_EXIT = re.compile(r"vmharness-script-exit: (\d+)\r*\n")
+# the guest tty sends \r\n and the host pty under QEMU adds another \r
+NEWLINE = re.compile(r"\r+\n")
 BOOT_TIMEOUT = 180.0   # TCG on a loaded 2-core machine; a normal boot to shell takes ~10 s
 TAIL_LINES = 60
 
@@ -80,8 +82,8 @@ class Guest:
 
     @property
     def console(self) -> str:
-        """Everything the guest printed so far, with \\r\\n turned into \\n."""
-        return self._log.getvalue().replace("\r\n", "\n")
+        """Everything the guest printed so far, with plain \\n line ends."""
+        return NEWLINE.sub("\n", self._log.getvalue())
 
     @property
     def alive(self) -> bool:
@@ -116,7 +118,8 @@ class Guest:
         """Shell mode: wait for the console shell and make it machine-friendly: no echo, no
         prompts, so a command's output is exactly what it printed."""
         self.expect(SHELL_READY, timeout)
-        self.run("stty -echo; PS1=''; PS2=''", timeout=30)
+        self.send("stty -echo; PS1=''; PS2=''\n")  # not run(): stty needs the tty as stdin
+        self.run("true", timeout=30)
 
     def send(self, text: str) -> None:
         assert self._child is not None, "start() the guest first"
@@ -130,9 +133,9 @@ class Guest:
         begin, end = f"vmh-begin-{tag}", f"vmh-end-{tag}"
         self.send(f"printf '%s\\n' vmh-begin-{tag}\n"
                   f"{{\n{cmd}\n}} </dev/null 2>&1; printf 'vmh-end-%s %d\\n' {tag} $?\n")
-        self.expect(re.escape(begin) + r"\r?\n", timeout)
-        match = self.expect(re.escape(end) + r" (\d+)\r?\n", timeout)
-        output = self._child.before.replace("\r\n", "\n") if self._child else ""
+        self.expect(re.escape(begin) + NEWLINE.pattern, timeout)
+        match = self.expect(re.escape(end) + r" (\d+)" + NEWLINE.pattern, timeout)
+        output = NEWLINE.sub("\n", self._child.before) if self._child else ""
         return CommandResult(int(match[1]), output)
 
     def check(self, cmd: str, timeout: float = 60.0) -> str:

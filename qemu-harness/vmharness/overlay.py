@@ -71,7 +71,7 @@ def project_files(root: Path, scratch: Path, log: Path) -> None:
         payloads = scratch / "payloads"
         run_logged(["make", "-C", REPO_DIR / "csrc", f"O={payloads}"], log)
         for built in sorted(p for p in payloads.rglob("*") if p.is_file()):
-            if built.suffix not in OBJECT_SUFFIXES:
+            if built.suffix not in OBJECT_SUFFIXES and not built.name.startswith("."):
                 _install(built, root / GUEST_PAYLOADS / built.relative_to(payloads),
                          built.stat().st_mode & 0o777)
 

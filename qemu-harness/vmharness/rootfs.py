@@ -20,6 +20,7 @@ PACKAGES = (
     "python3", "python3-cffi-backend", "python3-pyelftools", "python3-pyroute2",
     "busybox",        # reboot -f, small tools
     "util-linux",     # setpriv (non-root tests), setsid -c
+    "mount",          # mount(8) left util-linux in bookworm
     "kexec-tools",    # side-by-side comparisons, as /usr/sbin/kexec-tools
     "iproute2",
 )

@@ -71,7 +71,9 @@ _Static_assert(sizeof(struct kit_entry_state) == KIT_ES_SIZE, "kit_entry_state")
  * image's pages in before the call and out after it, so globals persist from
  * one call to the next, and a write anywhere else lands in the running
  * kernel's memory.  No floating point: the x87/SSE registers hold the state
- * of the task that ran `kexec -e`, and the kernel does not save them.
+ * of the task that ran `kexec -e`, and the kernel does not save them.  Do
+ * not load FS or GS: their cached bases are the kernel's per-CPU data,
+ * which the trampoline cannot restore.  Paging, CR4, DS/ES/SS it does undo.
  */
 int payload_main(const struct kit_entry_state *entry);
 

@@ -1,0 +1,137 @@
+/*
+ * purgatory.c - between the two kernels: verify, record the way back, go.
+ *
+ * Runs on purgatory's own GDT and stack (entry32.S), paging off, interrupts
+ * off, no IDT: nothing here may fault.  Quiet unless the images are corrupt.
+ */
+#include "purgatory.h"
+#include "sha256.h"
+
+/* Parameters, patched by the loader (all zero/default = do nothing). */
+PURGATORY_PARAM struct purgatory_entry32_regs purgatory_entry32_regs = { 0 };
+PURGATORY_PARAM struct purgatory_sha256_region purgatory_sha256_regions[SHA256_REGIONS] = { { 0, 0 } };
+PURGATORY_PARAM uint8_t purgatory_sha256_digest[32] = { 0 };
+PURGATORY_PARAM uint32_t purgatory_cmdline_end = 0;
+PURGATORY_PARAM uint16_t purgatory_serial_port = 0x3f8;
+
+uint32_t purgatory_jump_back_entry;
+
+static void put_str(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\n')
+			serial_putc('\r');
+		serial_putc(*s);
+	}
+}
+
+/* "0x%08x" into buf (11 bytes with the NUL). */
+static char *hex32(char *buf, uint32_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	int i;
+
+	buf[0] = '0';
+	buf[1] = 'x';
+	for (i = 0; i < 8; i++)
+		buf[2 + i] = digits[(v >> (28 - 4 * i)) & 0xf];
+	buf[10] = 0;
+	return buf;
+}
+
+/* 0..19, enough for a region index */
+static void put_index(unsigned i)
+{
+	if (i >= 10)
+		serial_putc((char)('0' + i / 10));
+	serial_putc((char)('0' + i % 10));
+}
+
+static void put_hex32(uint32_t v)
+{
+	char buf[11];
+
+	put_str(hex32(buf, v));
+}
+
+static void put_digest(const char *what, const uint8_t *d)
+{
+	static const char digits[] = "0123456789abcdef";
+	int i;
+
+	put_str(what);
+	for (i = 0; i < SHA256_DIGEST_SIZE; i++) {
+		serial_putc(digits[d[i] >> 4]);
+		serial_putc(digits[d[i] & 0xf]);
+	}
+	put_str("\n");
+}
+
+/*
+ * One digest covers the regions concatenated in order (what kexec-tools
+ * does and what the loader computes), so a mismatch cannot say which region
+ * changed: list them all.
+ */
+static void verify_sha256(void)
+{
+	struct sha256_ctx ctx;
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	unsigned i, used = 0, diff = 0;
+
+	for (i = 0; i < SHA256_REGIONS; i++)
+		if (purgatory_sha256_regions[i].len)
+			used = i + 1;
+	if (!used)
+		return;			/* no regions: checks skipped (-i) */
+	sha256_init(&ctx);
+	for (i = 0; i < used; i++)
+		sha256_update(&ctx, (const void *)purgatory_sha256_regions[i].start,
+			      purgatory_sha256_regions[i].len);
+	sha256_final(&ctx, digest);
+	for (i = 0; i < SHA256_DIGEST_SIZE; i++)
+		diff |= digest[i] ^ purgatory_sha256_digest[i];
+	if (!diff)
+		return;
+
+	if (used == 1) {
+		put_str("purgatory: sha256 mismatch in region 0\n");
+	} else {
+		put_str("purgatory: sha256 mismatch in regions 0-");
+		put_index(used - 1);
+		put_str(" (one digest covers them all)\n");
+	}
+	for (i = 0; i < used; i++) {
+		put_str("purgatory: region ");
+		put_index(i);
+		put_str(" (start=");
+		put_hex32(purgatory_sha256_regions[i].start);
+		put_str(", len=");
+		put_hex32(purgatory_sha256_regions[i].len);
+		put_str(")\n");
+	}
+	put_digest("purgatory: expected ", purgatory_sha256_digest);
+	put_digest("purgatory: computed ", digest);
+	put_str("purgatory: refusing to boot corrupt memory\n");
+	purgatory_halt();
+}
+
+/* Append " kexec_jump_back_entry=0x%08x" at the command line's NUL; the
+ * loader reserved the room. */
+static void append_jump_back_entry(void)
+{
+	static const char key[] = " kexec_jump_back_entry=";
+	char *p = (char *)purgatory_cmdline_end;
+	const char *s;
+
+	if (!p)
+		return;
+	for (s = key; *s; s++)
+		*p++ = *s;
+	hex32(p, purgatory_jump_back_entry);	/* writes the NUL too */
+}
+
+void purgatory_main(void)
+{
+	verify_sha256();
+	append_jump_back_entry();
+}

@@ -1,0 +1,48 @@
+"""The next kernel's command line: --command-line/--append and --reuse-cmdline."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kexec_py.errors import KexecError
+
+# One parameter: unquoted text and "quoted spans" (which may hold spaces) glued together.
+_PARAMETER = re.compile(r'(?:[^\s"]+|"[^"]*"?)+')
+
+# Parameters that describe how *this* boot happened and would mislead the next kernel:
+# BOOT_IMAGE= (the boot loader's note), kexec_jump_back_entry= (purgatory's note:
+# stale in any later boot, and purgatory appends a fresh one when it applies).
+NOT_REUSED = ("BOOT_IMAGE", "kexec_jump_back_entry")
+NOT_REUSED_ON_PANIC = ("crashkernel",)  # a crash kernel must not reserve one of its own
+
+
+def parameters(cmdline: str) -> list[str]:
+    return _PARAMETER.findall(cmdline)
+
+
+def parameter_name(parameter: str) -> str:
+    return parameter.split("=", 1)[0]
+
+
+def reusable(cmdline: str, panic: bool = False) -> str:
+    """The running kernel's command line minus what belongs to this boot only."""
+    dropped = NOT_REUSED + (NOT_REUSED_ON_PANIC if panic else ())
+    return " ".join(p for p in parameters(cmdline) if parameter_name(p) not in dropped)
+
+
+def compose(reused: str | None, append: str | None) -> str | None:
+    """kexec-tools' rule: the reused line first, then the --append text; None when neither was asked."""
+    pieces = [p for p in (reused, append) if p]
+    if reused is None and append is None:
+        return None
+    return " ".join(pieces)
+
+
+def read_proc_cmdline(machine_root: str = "/") -> str:
+    path = os.path.join(machine_root, "proc/cmdline")
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read().rstrip("\n\0")
+    except OSError as e:
+        raise KexecError(f"cannot read {path}: {e.strerror}") from None

@@ -1,0 +1,70 @@
+"""run-vm: boot a test guest, run a script (or a shell) in it, exit with the script's status."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .artifacts import ARCHES, prepare
+from .build import BuildError, progress
+from .guest import BOOT_TIMEOUT, Guest, GuestDied, GuestTimeout
+from .kernel import Variant
+from .overlay import RunSpec
+
+EXIT_TIMEOUT = 124   # as timeout(1)
+EXIT_GUEST_DIED = 125
+EXIT_BUILD_FAILED = 126
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="run-vm", description=__doc__)
+    parser.add_argument("--arch", choices=ARCHES, default="i386")
+    parser.add_argument("--add", metavar="FILE", type=Path, action="append", default=[],
+                        help="copy FILE into the guest's working directory (/root)")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--script", metavar="FILE", type=Path,
+                      help="run FILE as root in /root and exit with its status")
+    mode.add_argument("--shell", action="store_true", help="an interactive root shell")
+    parser.add_argument("--mem", metavar="MB", type=int, default=512)
+    parser.add_argument("--append", metavar="ARGS", default="",
+                        help="extra kernel command line arguments")
+    parser.add_argument("--kernel-variant", type=Variant, choices=list(Variant),
+                        default=Variant.PATCHED, metavar="|".join(v.value for v in Variant))
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
+                        help="longest the script may run (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="run-vm-") as tmp:
+        try:
+            boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add)), args.kernel_variant,
+                           args.mem, args.append)
+        except BuildError as error:
+            print(f"run-vm: {error}", file=sys.stderr)
+            return EXIT_BUILD_FAILED
+        progress(f"booting the {args.kernel_variant.value} kernel with {args.mem} MiB (TCG)")
+        if args.shell:
+            # the user's terminal talks to the serial console directly; `exit` powers off
+            return subprocess.run(boot.argv(interactive=True)).returncode
+        return _run_script(Guest(boot, echo=sys.stdout), args.timeout)
+
+
+def _run_script(guest: Guest, timeout: float) -> int:
+    started = time.monotonic()
+    with guest:
+        try:
+            rc = guest.wait_for_exit(BOOT_TIMEOUT + timeout)
+        except GuestDied as error:
+            print(f"\nrun-vm: {error}", file=sys.stderr)
+            return EXIT_GUEST_DIED
+        except GuestTimeout as error:
+            print(f"\nrun-vm: {error}", file=sys.stderr)
+            return EXIT_TIMEOUT
+    progress(f"script exited {rc} after {time.monotonic() - started:.1f} s")
+    return rc

@@ -1,0 +1,341 @@
+"""The kexec command line, through kexec_py.cli.main with a recording fake kernel
+and a recorded machine tree (--machine-root), planning for i386 (--arch)."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kexec_py.segments import KexecPlan, Segment
+from unit_support import HOST_TREE, REPO, FakeKernel
+
+I386 = ["--arch", "i386", "--machine-root", HOST_TREE]
+KEXEC_ARCH_386, KEXEC_ARCH_X86_64 = 0x30000, 0x3E0000
+PRESERVE = 0x2
+BACKUP = "backup (zero-filled scratch)"
+
+
+@pytest.fixture
+def img(tiny_elf32):
+    return tiny_elf32
+
+
+def with_image(argv, image):
+    return [image if a == "IMG" else a for a in argv]
+
+
+def image_segments(image):
+    """The tiny ELF32's two PT_LOADs as --dry-run --json prints them."""
+    return [
+        {"mem": 0x1000000, "memsz": 0x1000, "bufsz": 2, "source": f"{image} PT_LOAD[0] at 0x1000000"},
+        {"mem": 0x1001000, "memsz": 0x3000, "bufsz": 4, "source": f"{image} PT_LOAD[1] at 0x1001000"},
+    ]
+
+
+def backup(start, end):
+    return {"mem": start, "memsz": end - start, "bufsz": 0, "source": BACKUP}
+
+
+def assert_one_line_error(result, code, message):
+    assert result.code == code
+    assert result.out == ""
+    assert result.err.count("\n") == 1 and result.err.endswith("\n"), result.err
+    assert result.err.startswith("kexec: ")
+    assert "Traceback" not in result.err
+    assert message in result.err, result.err
+
+
+# --- actions and their exit codes -----------------------------------------------------------------
+
+ACTIONS = [
+    # id, argv (IMG: the tiny ELF32), loaded before, exit code, kernel calls, stderr
+    ("status-not-loaded", ["-S"], False, 0, ["kexec_loaded"], ""),
+    ("status-loaded", ["-S"], True, 1, ["kexec_loaded"], ""),
+    ("exec-nothing-loaded", ["-e"], False, 1, ["kexec_loaded"], "kexec: Nothing has been loaded!\n"),
+    ("exec-returns", ["-e"], True, 0, ["kexec_loaded", "sync", "reboot_kexec"], ""),
+    ("exec-no-sync", ["-e", "-y"], True, 0, ["kexec_loaded", "reboot_kexec"], ""),
+    ("exec-no-ifdown", ["--exec", "-x"], True, 0, ["kexec_loaded", "sync", "reboot_kexec"], ""),
+    ("unload", ["-u"], True, 0, ["kexec_unload"], ""),
+    ("load", ["-l", "--args-none", "IMG"], False, 0, ["kexec_load"], ""),
+    ("load-preserve-context", ["--load-preserve-context", "--args-none", "IMG"], False, 0, ["kexec_load"], ""),
+    ("default-loads-then-shutdown", ["--args-none", "IMG"], False, 0, ["kexec_load", "shutdown_reboot"], ""),
+    ("force", ["-f", "--args-none", "IMG"], False, 0, ["kexec_load", "kexec_loaded", "sync", "reboot_kexec"], ""),
+    ("force-no-sync", ["-f", "-y", "--args-none", "IMG"], False, 0, ["kexec_load", "kexec_loaded", "reboot_kexec"], ""),
+]
+
+
+@pytest.mark.parametrize("argv, loaded, code, calls, err", [a[1:] for a in ACTIONS], ids=[a[0] for a in ACTIONS])
+def test_action(run_cli, img, argv, loaded, code, calls, err):
+    kernel = FakeKernel(loaded=loaded)
+    result = run_cli(I386 + with_image(argv, img), kernel)
+    assert (result.code, kernel.calls, result.err, result.out) == (code, calls, err, "")
+
+
+@pytest.mark.parametrize(
+    "argv, flags",
+    [
+        (["-l", "--args-none", "IMG"], KEXEC_ARCH_386),
+        (["--load-preserve-context", "--args-none", "IMG"], KEXEC_ARCH_386 | PRESERVE),
+        (["-f", "--args-none", "IMG"], KEXEC_ARCH_386),
+    ],
+)
+def test_load_passes_the_plan(run_cli, img, argv, flags):
+    kernel = FakeKernel()
+    assert run_cli(I386 + with_image(argv, img), kernel).code == 0
+    [plan] = kernel.plans
+    assert (plan.entry, plan.flags) == (0x1000000, flags)
+    assert [(s.mem, s.memsz, bytes(s.buf)) for s in plan.segments] == [
+        (0x1000000, 0x1000, b"\xeb\xfe"), (0x1001000, 0x3000, b"\x05\x00\x00\x00")]
+
+
+def test_x86_64_load_flags(run_cli, tiny_elf64):
+    kernel = FakeKernel()
+    argv = ["--arch", "x86_64", "--machine-root", HOST_TREE, "--load-preserve-context", "--args-none", tiny_elf64]
+    assert run_cli(argv, kernel).code == 0
+    assert kernel.plans[0].flags == KEXEC_ARCH_X86_64 | PRESERVE == 0x3E0002
+
+
+@pytest.mark.parametrize("arch, flags", [("i386", KEXEC_ARCH_386), ("x86_64", KEXEC_ARCH_X86_64)])
+def test_unload_names_the_kernel_arch(run_cli, arch, flags):
+    kernel = FakeKernel(loaded=True)
+    assert run_cli(["--arch", arch, "-u"], kernel).code == 0
+    assert kernel.unload_flags == [flags] and not kernel.loaded
+
+
+def test_debug_prints_the_segment_list_then_loads(run_cli, img):
+    kernel = FakeKernel()
+    result = run_cli(I386 + ["-d", "--load-preserve-context", "--args-none", img], kernel)
+    assert result.code == 0 and kernel.calls == ["kexec_load"]
+    assert result.err.splitlines()[:3] == [
+        "entry       = 0x1000000",
+        "flags       = 0x30002 (KEXEC_PRESERVE_CONTEXT|KEXEC_ARCH_386)",
+        "nr_segments = 2",
+    ]
+
+
+KERNEL_FAILURES = [
+    # id, argv, fake kernel method that fails, loaded before
+    ("load", ["-l", "--args-none", "IMG"], "kexec_load", False),
+    ("exec", ["-e"], "reboot_kexec", True),
+    ("force-exec", ["-f", "--args-none", "IMG"], "reboot_kexec", False),
+    ("unload", ["-u"], "kexec_unload", True),
+    ("status", ["-S"], "kexec_loaded", False),
+    ("shutdown", ["--args-none", "IMG"], "shutdown_reboot", False),
+]
+
+
+@pytest.mark.parametrize("argv, method, loaded", [k[1:] for k in KERNEL_FAILURES], ids=[k[0] for k in KERNEL_FAILURES])
+def test_kernel_failure_exits_255(run_cli, img, argv, method, loaded):
+    kernel = FakeKernel(loaded=loaded, fail={method: errno.EINVAL})
+    result = run_cli(I386 + with_image(argv, img), kernel)
+    assert_one_line_error(result, 255, f"kexec: {method} failed: Invalid argument")
+    assert kernel.calls[-1] == method  # nothing after the failure
+
+
+def test_interrupt_exits_130(run_cli):
+    class Interrupted(FakeKernel):
+        def reboot_kexec(self):
+            raise KeyboardInterrupt
+
+    assert run_cli(I386 + ["-e"], Interrupted(loaded=True)).code == 130
+
+
+# --- bad input: one line on stderr, kexec-tools' exit code, the loaded image untouched ----------
+
+BAD_INPUT = [
+    # id, argv (after --arch i386 --machine-root <host>), exit code, message
+    ("load-and-exec", ["-l", "-e"], 1, "argument -e/--exec: not allowed with argument -l/--load"),
+    ("exec-and-unload", ["-e", "-u"], 1, "not allowed with argument"),
+    ("status-and-load", ["-S", "--load-preserve-context", "IMG"], 1, "not allowed with argument"),
+    ("two-arg-styles", ["-l", "--args-none", "--args-linux", "IMG"], 1, "not allowed with argument"),
+    ("json-without-dry-run", ["--json", "-l", "--args-none", "IMG"], 1, "kexec: --json goes with --dry-run\n"),
+    ("exec-with-image", ["-e", "IMG"], 1, "kexec: --exec takes no image\n"),
+    ("unload-with-image", ["-u", "IMG"], 1, "kexec: --unload takes no image\n"),
+    ("status-with-image", ["-S", "IMG"], 1, "kexec: --status takes no image\n"),
+    ("dry-run-exec", ["--dry-run", "-e"], 1, "kexec: --dry-run plans a load; it does not apply to --exec\n"),
+    ("no-image", ["-l"], 1, "kexec: no image given\n"),
+    ("dry-run-no-image", ["--dry-run", "--json"], 1, "kexec: no image given\n"),
+    ("two-images", ["-l", "--args-none", "IMG", "IMG"], 1, "unrecognized arguments"),
+    ("unknown-option", ["--bogus"], 1, "unrecognized arguments: --bogus (see kexec --help)\n"),
+    ("unknown-arch", ["--arch", "sparc", "-S"], 1, "argument --arch: invalid choice: 'sparc'"),
+    ("unknown-type", ["-t", "bogus", "-l", "--args-none", "IMG"], 1,
+     "kexec: unknown image type 'bogus' (known: elf-x86)\n"),
+    ("args-linux", ["-l", "--args-linux", "IMG"], 1, "kexec: elf-x86: only --args-none is supported"),
+    ("no-args-style", ["-l", "IMG"], 1, "kexec: elf-x86: only --args-none is supported"),
+    ("mem-min-without-preserve", ["-l", "--args-none", "--mem-min", "0x1000000", "IMG"], 1,
+     "kexec: --mem-min/--mem-max set the backup window of --load-preserve-context\n"),
+    ("mem-max-below-mem-min", ["--load-preserve-context", "--args-none", "--mem-min", "0x2000000",
+                               "--mem-max", "0x1000000", "IMG"], 1,
+     "kexec: --mem-max 0x1000000 is below --mem-min 0x2000000\n"),
+    ("bad-hex", ["--entry", "0xzz", "-l", "--args-none", "IMG"], 1, "argument --entry: bad number '0xzz'"),
+    ("bad-octal", ["--mem-min", "08", "-l", "--args-none", "IMG"], 1, "argument --mem-min: bad number '08'"),
+    ("negative", ["--mem-max=-1", "-l", "--args-none", "IMG"], 1, "argument --mem-max: negative address '-1'"),
+    ("empty-number", ["--entry=", "-l", "--args-none", "IMG"], 1, "argument --entry: bad number ''"),
+    ("float", ["--entry", "1e6", "-l", "--args-none", "IMG"], 1, "bad number '1e6'"),
+    # Python spellings strtoul(..., 0) does not read
+    ("python-binary", ["--entry", "0b1", "-l", "--args-none", "IMG"], 1, "bad number '0b1'"),
+    ("python-octal", ["--entry", "0o17", "-l", "--args-none", "IMG"], 1, "bad number '0o17'"),
+    ("underscore", ["--entry", "16_777_216", "-l", "--args-none", "IMG"], 1, "bad number '16_777_216'"),
+    ("spaces", ["--entry", " 0x1000000", "-l", "--args-none", "IMG"], 1, "bad number ' 0x1000000'"),
+    # failures before the system call: 255
+    ("missing-image", ["-l", "--args-none", "/nonexistent/payload"], 255,
+     "kexec: cannot open /nonexistent/payload: No such file or directory\n"),
+    ("directory-image", ["-l", "--args-none", "/"], 255, "kexec: /: is a directory, not an image\n"),
+    ("not-an-image", ["-l", "--args-none", __file__], 255, f"kexec: {__file__}: cannot determine the file type"),
+    ("entry-outside", ["--entry", "0x2000000", "-l", "--args-none", "IMG"], 255,
+     "entry 0x2000000 is outside every loaded segment\n"),
+    ("window-misses-image", ["--load-preserve-context", "--args-none", "--mem-min", "0x2000000",
+                             "--mem-max", "0x2ffffff", "IMG"], 255,
+     "kexec: segment 0x1000000-0x1000fff (IMG PT_LOAD[0] at 0x1000000) lies outside --mem-min/--mem-max"
+     " 0x2000000-0x2ffffff\n"),
+    ("half-of-ram", ["--load-preserve-context", "--args-none", "--mem-min", "0x1000000", "IMG"], 255,
+     "more than half of RAM"),
+]
+
+
+@pytest.mark.parametrize("argv, code, message", [b[1:] for b in BAD_INPUT], ids=[b[0] for b in BAD_INPUT])
+def test_bad_input_leaves_the_loaded_image_alone(run_cli, img, argv, code, message):
+    previous = KexecPlan(0x2000000, KEXEC_ARCH_386 | PRESERVE, (Segment(0x2000000, 0x1000, b"old", "old"),))
+    kernel = FakeKernel(loaded=True, plans=[previous])
+    result = run_cli(I386 + with_image(argv, img), kernel)
+    assert_one_line_error(result, code, message.replace("IMG", img))
+    assert kernel.calls == [] and kernel.loaded and kernel.plans == [previous]
+
+
+def test_other_machine_root_missing(run_cli, img, tmp_path):
+    result = run_cli(["--arch", "i386", "--machine-root", tmp_path / "nothing", "--dry-run", "--args-none", img])
+    assert_one_line_error(result, 255, "kexec: cannot read the memory map: [Errno 2] No such file or directory")
+
+
+def test_image_of_the_other_arch(run_cli, tiny_elf64):
+    result = run_cli(I386 + ["--dry-run", "--load-preserve-context", "--args-none", tiny_elf64])
+    assert_one_line_error(result, 255, "EM_X86_64 image, but i386 kernels enter EM_386 images")
+
+
+@pytest.mark.parametrize("option, output", [("--version", "kexec-py 0.1.0\n"), ("-v", "kexec-py 0.1.0\n")])
+def test_version(run_cli, option, output):
+    result = run_cli([option])
+    assert (result.code, result.out) == (0, output)
+
+
+def test_help(run_cli):
+    result = run_cli(["--help"])
+    assert result.code == 0 and result.out.startswith("usage: kexec ") and "--load-preserve-context" in result.out
+
+
+# --- numbers as strtoul(..., 0) reads them --------------------------------------------------------
+
+@pytest.mark.parametrize("spelling", ["0x1001000", "0X1001000", "0x01001000", "16781312", "0100010000"])
+def test_entry_spellings(run_cli, img, spelling):
+    result = run_cli(I386 + ["--dry-run", "--json", "--entry", spelling, "--load-preserve-context",
+                             "--args-none", img])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["entry"] == 0x1001000
+
+
+@pytest.mark.parametrize(
+    "mem_min, mem_max",
+    [("0x1000000", "0x17fffff"), ("16777216", "25165823"), ("0100000000", "0137777777")],
+)
+def test_window_spellings(run_cli, img, mem_min, mem_max):
+    result = run_cli(I386 + ["--dry-run", "--json", "--mem-min", mem_min, "--mem-max", mem_max,
+                             "--load-preserve-context", "--args-none", img])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["segments"] == image_segments(img) + [backup(0x1004000, 0x1800000)]
+
+
+# --- --dry-run: the plan, exactly -----------------------------------------------------------------
+
+def test_dry_run_json_preserve_context(run_cli, img):
+    result = run_cli(I386 + ["--dry-run", "--json", "--load-preserve-context", "--args-none", img])
+    assert (result.code, result.err) == (0, "")
+    assert result.out.count("\n") == 1  # one JSON object, one line
+    assert json.loads(result.out) == {
+        "entry": 0x1000000,
+        "flags": 0x30002,  # KEXEC_PRESERVE_CONTEXT | KEXEC_ARCH_386
+        "segments": image_segments(img),
+    }
+
+
+def test_dry_run_json_plain_load(run_cli, img):
+    result = run_cli(I386 + ["--dry-run", "--json", "-l", "--args-none", img])
+    assert json.loads(result.out)["flags"] == 0x30000
+
+
+@pytest.mark.parametrize(
+    "window, segments",
+    [
+        (["--mem-min", "0x1000000", "--mem-max", "0x17fffff"], lambda img: image_segments(img) + [backup(0x1004000, 0x1800000)]),
+        # --mem-max alone: from 0, page 0 and the reserved 0x9fc00-0xfffff left out
+        (["--mem-max", "0x1ffffff"], lambda img: [backup(0x1000, 0x9F000), backup(0x100000, 0x1000000),
+                                                   *image_segments(img), backup(0x1004000, 0x2000000)]),
+        # an unaligned --mem-max: the window clamps inward
+        (["--mem-min", "0x1000000", "--mem-max", "0x1004fff"], lambda img: image_segments(img) + [backup(0x1004000, 0x1005000)]),
+        (["--mem-min", "0x1000000", "--mem-max", "0x1004ffe"], image_segments),
+    ],
+    ids=["window", "mem-max-only", "one-page", "less-than-a-page"],
+)
+def test_dry_run_json_backup_segments(run_cli, img, window, segments):
+    result = run_cli(I386 + ["--dry-run", "--json", *window, "--load-preserve-context", "--args-none", img])
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": segments(img)}
+
+
+HALF_OF_HOST = "but the kernel refuses (EINVAL) more than half of RAM (12342042 KiB of 24684084 KiB): narrow --mem-min/--mem-max"
+
+
+@pytest.mark.parametrize(
+    "mem_max, message",
+    [
+        # the backup above 4 GiB alone (0x100000000-0x63fffffff) is more than half of 24684084 KiB
+        ("0x63fffffff", f"kexec: segment 0x100000000-0x63fffffff needs 22020096 KiB {HALF_OF_HOST}\n"),
+        # each piece is below half, the sum (3129328 + 16 + 10485760 KiB) is not
+        ("0x37fffffff", f"kexec: the image with its backup needs 13615104 KiB {HALF_OF_HOST}\n"),
+    ],
+)
+def test_dry_run_explains_half_of_ram(run_cli, img, mem_max, message):
+    result = run_cli(I386 + ["--dry-run", "--json", "--mem-min", "0x1000000", "--mem-max", mem_max,
+                             "--load-preserve-context", "--args-none", img])
+    assert_one_line_error(result, 255, message)
+    assert result.err == message
+
+
+def test_dry_run_text(run_cli, img):
+    result = run_cli(I386 + ["--dry-run", "--mem-min", "0x1000000", "--mem-max", "0x17fffff",
+                             "--load-preserve-context", "--args-none", img])
+    assert result.code == 0
+    assert result.out == (
+        "entry       = 0x1000000\n"
+        "flags       = 0x30002 (KEXEC_PRESERVE_CONTEXT|KEXEC_ARCH_386)\n"
+        "nr_segments = 3\n"
+        f"segment[0]: mem=0x01000000 memsz=0x1000 bufsz=0x2  (0x1000000-0x1000fff)  {img} PT_LOAD[0] at 0x1000000\n"
+        f"segment[1]: mem=0x01001000 memsz=0x3000 bufsz=0x4  (0x1001000-0x1003fff)  {img} PT_LOAD[1] at 0x1001000\n"
+        f"segment[2]: mem=0x01004000 memsz=0x7fc000 bufsz=0x0  (0x1004000-0x17fffff)  {BACKUP}\n"
+    )
+
+
+# --- end to end: python3 -m kexec_py ---------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--dry-run", "--json", "--load-preserve-context", "--args-none", "IMG"], 0),
+        (["--dry-run", "--json", "--load-preserve-context", "--args-none", "/nonexistent/payload"], 255),
+        (["--dry-run", "--entry", "0xzz", "--args-none", "IMG"], 1),
+    ],
+    ids=["plan", "missing-image", "bad-number"],
+)
+def test_python_m_kexec_py(img, argv, code):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    result = subprocess.run([sys.executable, "-m", "kexec_py", *I386, *with_image(argv, img)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    if code == 0:
+        assert result.stderr == ""
+        assert json.loads(result.stdout) == {"entry": 0x1000000, "flags": 0x30002, "segments": image_segments(img)}
+    else:
+        assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("kexec: ")

@@ -1,0 +1,226 @@
+"""Reading the machine's memory map: sysfs memmap, /proc/iomem, /proc/meminfo,
+on trees built here and on trees recorded from real machines."""
+
+import os
+
+import pytest
+
+from unit_support import HOST_TREE, write_tree
+from kexec_py.errors import MemoryMapError
+from kexec_py.memmap import (
+    MemoryMap,
+    MemoryRegion,
+    read_iomem,
+    read_memory_map,
+    read_sysfs_memmap,
+    read_total_ram,
+)
+from kexec_py.ranges import Range
+
+RAM, RESERVED = "System RAM", "Reserved"
+
+# A QEMU-like firmware map (-m 512): inclusive ends, as sysfs prints them.
+QEMU_LIKE_SYSFS = [
+    (0x0, 0x9FBFF, RAM),
+    (0x9FC00, 0x9FFFF, RESERVED),
+    (0xF0000, 0xFFFFF, RESERVED),
+    (0x100000, 0x1FFDFFFF, RAM),
+    (0x1FFE0000, 0x1FFFFFFF, RESERVED),
+    (0xFFFC0000, 0xFFFFFFFF, RESERVED),
+]
+QEMU_LIKE_REGIONS = [
+    MemoryRegion(Range(0x0, 0x9FC00), RAM),
+    MemoryRegion(Range(0x9FC00, 0xA0000), RESERVED),
+    MemoryRegion(Range(0xF0000, 0x100000), RESERVED),
+    MemoryRegion(Range(0x100000, 0x1FFE0000), RAM),
+    MemoryRegion(Range(0x1FFE0000, 0x20000000), RESERVED),
+    MemoryRegion(Range(0xFFFC0000, 0x100000000), RESERVED),
+]
+
+# The same machine as root reads /proc/iomem: nested lines are parts of a top-level one.
+QEMU_LIKE_IOMEM = """\
+00000000-00000fff : Reserved
+00001000-0009fbff : System RAM
+0009fc00-0009ffff : Reserved
+000a0000-000bffff : PCI Bus 0000:00
+000f0000-000fffff : Reserved
+  000f0000-000fffff : System ROM
+00100000-1ffdffff : System RAM
+  01000000-01a0ffff : Kernel code
+  01a10000-01c3ffff : Kernel data
+1ffe0000-1fffffff : Reserved
+fec00000-fec003ff : IOAPIC 0
+fffc0000-ffffffff : Reserved
+"""
+QEMU_LIKE_IOMEM_REGIONS = [
+    MemoryRegion(Range(0x0, 0x1000), RESERVED),
+    MemoryRegion(Range(0x1000, 0x9FC00), RAM),
+    MemoryRegion(Range(0x9FC00, 0xA0000), RESERVED),
+    MemoryRegion(Range(0xA0000, 0xC0000), "PCI Bus 0000:00"),
+    MemoryRegion(Range(0xF0000, 0x100000), RESERVED),
+    MemoryRegion(Range(0x100000, 0x1FFE0000), RAM),
+    MemoryRegion(Range(0x1FFE0000, 0x20000000), RESERVED),
+    MemoryRegion(Range(0xFEC00000, 0xFEC00400), "IOAPIC 0"),
+    MemoryRegion(Range(0xFFFC0000, 0x100000000), RESERVED),
+]
+# What a non-root user reads: every address zeroed.
+HIDDEN_IOMEM = """\
+00000000-00000000 : Reserved
+00000000-00000000 : System RAM
+00000000-00000000 : Reserved
+00000000-00000000 : System RAM
+  00000000-00000000 : Kernel code
+"""
+QEMU_LIKE_RAM = [Range(0x1000, 0x9F000), Range(0x100000, 0x1FFE0000)]
+
+
+# --- the readers -------------------------------------------------------------------------------
+
+def test_read_sysfs_memmap_exact(tmp_path):
+    root = write_tree(tmp_path, sysfs=QEMU_LIKE_SYSFS)
+    assert read_sysfs_memmap(root) == QEMU_LIKE_REGIONS
+
+
+def test_read_sysfs_memmap_orders_entries_numerically(tmp_path):
+    entries = [(n * 0x100000, n * 0x100000 + 0xFFFFF, RAM if n % 2 else RESERVED) for n in range(12)]
+    root = write_tree(tmp_path, sysfs=entries)
+    starts = [r.range.start for r in read_sysfs_memmap(root)]
+    assert starts == [n * 0x100000 for n in range(12)]  # 10 and 11 after 9, not after 1
+
+
+def test_read_iomem_keeps_top_level_entries_only(tmp_path):
+    root = write_tree(tmp_path, iomem=QEMU_LIKE_IOMEM)
+    assert read_iomem(root) == QEMU_LIKE_IOMEM_REGIONS
+
+
+def test_read_iomem_with_hidden_addresses_says_run_as_root(tmp_path):
+    root = write_tree(tmp_path, iomem=HIDDEN_IOMEM)
+    with pytest.raises(MemoryMapError, match=r"proc/iomem hides its addresses from non-root users; run as root"):
+        read_iomem(root)
+
+
+@pytest.mark.parametrize("kb, total", [(515992, 515992 * 1024), (24684084, 24684084 * 1024), (0, 0)])
+def test_read_total_ram_is_memtotal_in_bytes(tmp_path, kb, total):
+    assert read_total_ram(write_tree(tmp_path, meminfo_kb=kb)) == total
+
+
+def test_read_total_ram_without_memtotal(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "meminfo").write_text("MemFree:  1024 kB\n")
+    with pytest.raises(MemoryMapError, match="proc/meminfo has no MemTotal line"):
+        read_total_ram(str(tmp_path))
+
+
+# --- read_memory_map: the source it picks and how it fails ------------------------------------
+
+def test_sysfs_is_preferred_over_iomem(tmp_path):
+    # iomem disagrees on purpose: the map must come from sysfs
+    root = write_tree(tmp_path, sysfs=QEMU_LIKE_SYSFS, iomem="00000000-0fffffff : System RAM\n",
+                      meminfo_kb=515992)
+    memory = read_memory_map(root)
+    assert memory.source == os.path.join(root, "sys/firmware/memmap")
+    assert list(memory.regions) == QEMU_LIKE_REGIONS
+    assert memory.total_ram == 515992 * 1024
+
+
+def test_iomem_when_there_is_no_sysfs_memmap(tmp_path):
+    root = write_tree(tmp_path, iomem=QEMU_LIKE_IOMEM, meminfo_kb=515992)
+    memory = read_memory_map(root)
+    assert memory.source == os.path.join(root, "proc/iomem")
+    assert list(memory.regions) == QEMU_LIKE_IOMEM_REGIONS
+    assert memory.ram() == QEMU_LIKE_RAM
+
+
+def test_both_sources_give_the_same_usable_ram(tmp_path):
+    sysfs = read_memory_map(write_tree(tmp_path / "a", sysfs=QEMU_LIKE_SYSFS, meminfo_kb=1))
+    iomem = read_memory_map(write_tree(tmp_path / "b", iomem=QEMU_LIKE_IOMEM, meminfo_kb=1))
+    assert sysfs.ram() == iomem.ram() == QEMU_LIKE_RAM
+
+
+@pytest.mark.parametrize(
+    "tree, message",
+    [
+        (dict(iomem=HIDDEN_IOMEM, meminfo_kb=515992), "hides its addresses from non-root users; run as root"),
+        (dict(), r"cannot read the memory map: .*No such file or directory: .*proc/iomem"),
+        (dict(sysfs=QEMU_LIKE_SYSFS), r"cannot read the memory map: .*proc/meminfo"),
+        (dict(iomem="00000000-0009ffff : Reserved\n", meminfo_kb=1), r"no System RAM in .*proc/iomem"),
+        (dict(sysfs=[(0, 0xFFFF, RESERVED)], meminfo_kb=1), r"no System RAM in .*sys/firmware/memmap"),
+        (dict(iomem="000zz000-00ffffff : System RAM\n", meminfo_kb=1), r"cannot read the memory map: invalid literal"),
+    ],
+    ids=["iomem-hidden", "nothing", "no-meminfo", "iomem-no-ram", "sysfs-no-ram", "iomem-garbage"],
+)
+def test_read_memory_map_errors(tmp_path, tree, message):
+    root = write_tree(tmp_path, **tree)
+    with pytest.raises(MemoryMapError, match=message):
+        read_memory_map(root)
+
+
+def test_read_memory_map_on_unparsable_sysfs_entry(tmp_path):
+    root = write_tree(tmp_path, sysfs=QEMU_LIKE_SYSFS, meminfo_kb=1)
+    (tmp_path / "sys/firmware/memmap/3/end").write_text("end of RAM\n")
+    with pytest.raises(MemoryMapError, match="cannot read the memory map: invalid literal"):
+        read_memory_map(root)
+
+
+# --- MemoryMap.ram(): what a segment may use ----------------------------------------------------
+
+def memory_map(*regions):
+    return MemoryMap(tuple(MemoryRegion(Range(s, e), kind) for s, e, kind in regions), 1 << 30, "test")
+
+
+@pytest.mark.parametrize(
+    "regions, ram",
+    [
+        # page 0 (real-mode IVT and BIOS data) is never offered; the end rounds down
+        ([(0x0, 0x9FC00, RAM)], [Range(0x1000, 0x9F000)]),
+        # unaligned RAM shrinks inward to whole pages
+        ([(0x100800, 0x200800, RAM)], [Range(0x101000, 0x200000)]),
+        # adjacent RAM entries become one range
+        ([(0x100000, 0x200000, RAM), (0x200000, 0x300000, RAM)], [Range(0x100000, 0x300000)]),
+        # ... and so do entries that meet only after page rounding
+        ([(0x100000, 0x200800, RAM), (0x200800, 0x300000, RAM)], [Range(0x100000, 0x200000), Range(0x201000, 0x300000)]),
+        # everything that is not System RAM is left out
+        ([(0x0, 0x1000, RESERVED), (0x1000, 0x9FC00, RAM), (0x9FC00, 0x100000, RESERVED),
+          (0x100000, 0x1FFE0000, RAM), (0x1FFE0000, 0x20000000, "ACPI Tables")], QEMU_LIKE_RAM),
+        # RAM too small for one whole page, or only page 0
+        ([(0x0, 0x1000, RAM), (0x2100, 0x2F00, RAM)], []),
+        # an entry starting inside page 0 keeps what lies above it
+        ([(0x400, 0x5000, RAM)], [Range(0x1000, 0x5000)]),
+    ],
+    ids=["page0", "unaligned", "adjacent", "gap-after-rounding", "types", "too-small", "page0-partial"],
+)
+def test_ram(regions, ram):
+    assert memory_map(*regions).ram() == ram
+
+
+# --- recorded machines -------------------------------------------------------------------------
+
+HOST_RAM = [Range(0x1000, 0x9F000), Range(0x100000, 0xC0000000), Range(0x100000000, 0x640000000)]
+
+
+def test_recorded_host_sysfs_memmap():
+    assert read_sysfs_memmap(HOST_TREE) == [
+        MemoryRegion(Range(0x0, 0x9FC00), RAM),
+        MemoryRegion(Range(0x9FC00, 0x100000), RESERVED),
+        MemoryRegion(Range(0x100000, 0xC0000000), RAM),
+        MemoryRegion(Range(0xEEC00000, 0xFEC00000), RESERVED),
+        MemoryRegion(Range(0x100000000, 0x640000000), RAM),
+    ]
+
+
+def test_recorded_host_memory_map():
+    memory = read_memory_map(HOST_TREE)
+    assert memory.source == os.path.join(HOST_TREE, "sys/firmware/memmap")
+    assert memory.total_ram == 24684084 * 1024
+    assert memory.ram() == HOST_RAM
+
+
+def test_recorded_host_iomem_agrees_with_sysfs():
+    regions = read_iomem(HOST_TREE)
+    assert [r for r in regions if r.type == RAM] == [
+        MemoryRegion(Range(0x1000, 0x9FC00), RAM),  # the kernel reserves page 0 in iomem
+        MemoryRegion(Range(0x100000, 0xC0000000), RAM),
+        MemoryRegion(Range(0x100000000, 0x640000000), RAM),
+    ]
+    assert len(regions) == 9  # top-level lines only (the file has 27)
+    assert MemoryMap(tuple(regions), 0, "iomem").ram() == HOST_RAM

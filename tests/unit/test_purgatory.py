@@ -1,0 +1,572 @@
+"""The i386 purgatory (csrc/purgatory) and its loader (kexec_py/purgatory.py).
+
+Built with the system gcc into tmp.  The linker is checked against GNU ld
+linking the same object at the same address; the C SHA-256 and purgatory_main
+itself run in a hosted 32-bit process, so hashing, the refusal of corrupt
+memory and the jump-back command line are proven without a VM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from kexec_py.errors import ImageError, PlanError
+from kexec_py.purgatory import (
+    JUMP_BACK_ENTRY_ROOM,
+    Purgatory,
+    default_purgatory_path,
+    entry32_regs,
+    sha256_params,
+)
+from kexec_py.ranges import PAGE_SIZE
+from kexec_py.segments import Segment
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PURGATORY_SRC = os.path.join(REPO, "csrc", "purgatory")
+PARAMS = {  # symbol -> size, the contract with csrc/purgatory/purgatory.h
+    "purgatory_entry32_regs": 36,
+    "purgatory_sha256_regions": 128,
+    "purgatory_sha256_digest": 32,
+    "purgatory_cmdline_end": 4,
+    "purgatory_serial_port": 2,
+}
+R_386_32, R_386_PC32 = 1, 2
+
+
+def run(argv, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, **kwargs)
+    if result.returncode:
+        pytest.fail(f"{' '.join(map(str, argv))} failed ({result.returncode}):\n"
+                    f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory) -> str:
+    if not shutil.which("make") or not shutil.which("gcc"):
+        pytest.skip("needs make and gcc")
+    out = tmp_path_factory.mktemp("build")
+    run(["make", "-s", "-C", PURGATORY_SRC, f"O={out}"])
+    return str(out / "purgatory")
+
+
+@pytest.fixture(scope="module")
+def ro_path(build_dir) -> str:
+    return os.path.join(build_dir, "purgatory.ro")
+
+
+@pytest.fixture(scope="module")
+def purgatory(ro_path) -> Purgatory:
+    return Purgatory.from_file(ro_path)
+
+
+def ld_quiet() -> list[str]:
+    """ld >= 2.39 warns about the (intended) RWX segment; older ld lacks the option."""
+    r = subprocess.run(["ld", "--help"], capture_output=True, text=True)
+    return ["--no-warn-rwx-segments"] if "--no-warn-rwx-segments" in r.stdout else []
+
+
+def can_build_hosted_m32(tmp_path) -> bool:
+    src = tmp_path / "m32.c"
+    src.write_text("int main(void) { return 0; }\n")
+    r = subprocess.run(["gcc", "-m32", "-o", str(tmp_path / "m32"), str(src)], capture_output=True)
+    return r.returncode == 0
+
+
+# --- the object ----------------------------------------------------------------------------
+
+def test_object_shape(purgatory):
+    assert purgatory.alignment == PAGE_SIZE
+    assert purgatory.size % PAGE_SIZE == 0 and 0 < purgatory.size <= 2 * PAGE_SIZE
+    linked = purgatory.link(0x90000, {})
+    seg = linked.segment
+    assert (seg.mem, seg.memsz, seg.source) == (0x90000, purgatory.size, "purgatory")
+    assert 0 < seg.bufsz < seg.memsz  # .bss (the stack) is zero fill, not data
+    assert seg.range.contains_address(linked.entry)
+
+
+def test_every_parameter_has_its_exact_size(purgatory):
+    for name, size in PARAMS.items():
+        purgatory.link(0x1000, {name: bytes(size)})
+        for wrong in (size - 1, size + 1):
+            with pytest.raises(ImageError, match=f"{name} is {size} bytes, got {wrong}"):
+                purgatory.link(0x1000, {name: bytes(wrong)})
+
+
+def test_unknown_parameter(purgatory):
+    with pytest.raises(ImageError, match="no parameter purgatory_nonesuch"):
+        purgatory.link(0x1000, {"purgatory_nonesuch": b"\0" * 4})
+
+
+def test_bss_symbol_cannot_be_patched(purgatory):
+    with pytest.raises(ImageError, match=r"purgatory_jump_back_entry lies in \.bss"):
+        purgatory.link(0x1000, {"purgatory_jump_back_entry": b"\0" * 4})
+
+
+def test_functions_are_not_parameters(purgatory):
+    with pytest.raises(ImageError, match="no parameter purgatory_main"):
+        purgatory.link(0x1000, {"purgatory_main": b"\0" * 4})
+
+
+@pytest.mark.parametrize("load_addr", [0x800, 0x1001, -0x1000, 1 << 32])
+def test_bad_load_address(purgatory, load_addr):
+    with pytest.raises(ValueError):
+        purgatory.link(load_addr, {})
+
+
+def test_default_serial_port_is_com1(purgatory, ld_symbols):
+    """Unpatched parameters keep their .data values: 0x3f8, everything else 0."""
+    linked = purgatory.link(0x100000, {})
+    symbols = ld_symbols(0x100000)
+    buf = bytes(linked.segment.buf)
+
+    def read(name):
+        value, size = symbols[name]
+        return buf[value - 0x100000 : value - 0x100000 + size]
+
+    assert read("purgatory_serial_port") == struct.pack("<H", 0x3F8)
+    for name in ("purgatory_entry32_regs", "purgatory_sha256_regions", "purgatory_sha256_digest",
+                 "purgatory_cmdline_end"):
+        assert read(name) == bytes(PARAMS[name])
+
+
+# --- relocation, against GNU ld -------------------------------------------------------------
+
+def layout_script(ro_path: str, load_addr: int) -> tuple[str, list[str]]:
+    """A linker script placing the allocated sections as kexec_py lays them out:
+    those with contents in file order, then NOBITS."""
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
+    with open(ro_path, "rb") as f:
+        sections = [
+            (s.name, s["sh_type"] == "SHT_NOBITS")
+            for s in ELFFile(f).iter_sections()
+            if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_size"]
+        ]
+    ordered = [n for n, nobits in sections if not nobits] + [n for n, nobits in sections if nobits]
+    body = "".join(f"  {n} : {{ *({n}) }}\n" for n in ordered)
+    return f"SECTIONS {{\n  . = {load_addr:#x};\n{body}  /DISCARD/ : {{ *(*) }}\n}}\n", ordered
+
+
+@pytest.fixture(scope="module")
+def ld_link(ro_path, tmp_path_factory):
+    """ld_link(load_addr) -> (path of an ET_EXEC GNU ld made, its PROGBITS bytes)."""
+    if not shutil.which("ld") or not shutil.which("objcopy"):
+        pytest.skip("needs binutils")
+    tmp = tmp_path_factory.mktemp("ld")
+    # ld would merge SHF_MERGE strings (moving them); purgatory.py copies sections
+    # as they are, so the reference link must not merge either.
+    plain = tmp / "plain.ro"
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
+    with open(ro_path, "rb") as f:
+        merged = [s.name for s in ELFFile(f).iter_sections() if s["sh_flags"] & SH_FLAGS.SHF_MERGE
+                  and s["sh_flags"] & SH_FLAGS.SHF_ALLOC]
+    flags = [f"--set-section-flags={n}=alloc,load,readonly,data,contents" for n in merged]
+    run(["objcopy", *flags, ro_path, str(plain)])
+
+    def link(load_addr: int):
+        script, ordered = layout_script(ro_path, load_addr)
+        lds = tmp / f"at-{load_addr:x}.ld"
+        lds.write_text(script)
+        elf = tmp / f"at-{load_addr:x}.elf"
+        run(["ld", "-m", "elf_i386", *ld_quiet(), "-e", "purgatory_start",
+             "-T", str(lds), "-o", str(elf), str(plain)])
+        binary = tmp / f"at-{load_addr:x}.bin"
+        keep = [arg for n in ordered for arg in ("-j", n)]
+        run(["objcopy", "-O", "binary", *keep, str(elf), str(binary)])
+        return str(elf), binary.read_bytes()
+
+    return link
+
+
+@pytest.fixture(scope="module")
+def ld_symbols(ld_link):
+    """ld_symbols(load_addr) -> {name: (address, size)} of the global symbols GNU ld placed."""
+    from elftools.elf.elffile import ELFFile
+
+    def symbols(load_addr: int):
+        elf_path, _ = ld_link(load_addr)
+        with open(elf_path, "rb") as f:
+            elf = ELFFile(f)
+            return {s.name: (s["st_value"], s["st_size"]) for s in elf.get_section_by_name(".symtab").iter_symbols()
+                    if s["st_info"]["bind"] == "STB_GLOBAL"}
+
+    return symbols
+
+
+@pytest.mark.parametrize("load_addr", [0x1000, 0x9A000, 0x123000, 0x7FFF000])
+def test_link_matches_gnu_ld(purgatory, ld_link, load_addr):
+    elf_path, reference = ld_link(load_addr)
+    linked = purgatory.link(load_addr, {})
+    assert bytes(linked.segment.buf) == reference
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf_path, "rb") as f:
+        assert linked.entry == ELFFile(f)["e_entry"]
+
+
+def test_patched_parameters_land_on_their_symbols(purgatory, ld_symbols):
+    load = 0x234000
+    values = {name: bytes((i * 7 + k) & 0xFF or 1 for k in range(size))
+              for i, (name, size) in enumerate(PARAMS.items())}
+    buf = bytes(purgatory.link(load, values).segment.buf)
+    for name, (address, size) in ld_symbols(load).items():
+        if name in values:
+            assert size == PARAMS[name]
+            assert buf[address - load : address - load + size] == values[name], name
+    # and nothing else moved
+    base = bytearray(purgatory.link(load, {}).segment.buf)
+    for name, (address, size) in ld_symbols(load).items():
+        if name in values:
+            base[address - load : address - load + size] = values[name]
+    assert bytes(base) == buf
+
+
+def test_two_addresses_differ_by_the_delta_at_absolute_sites_only(purgatory):
+    a, b = 0x100000, 0x3456000
+    image_a = bytes(purgatory.link(a, {}).segment.buf)
+    image_b = bytes(purgatory.link(b, {}).segment.buf)
+    absolute = {r.place for r in purgatory._relocations if r.type == R_386_32 and not r.absolute}
+    assert absolute and any(r.type == R_386_PC32 for r in purgatory._relocations)
+    for place in absolute:
+        va, vb = (struct.unpack_from("<I", img, place)[0] for img in (image_a, image_b))
+        assert vb - va == b - a
+    mask = bytearray(image_a)
+    other = bytearray(image_b)
+    for place in absolute:
+        mask[place : place + 4] = other[place : place + 4] = b"\0" * 4
+    assert mask == other  # PC32 between purgatory's own sections does not move
+
+
+def test_entry_saves_the_return_address_first(purgatory, ld_symbols):
+    """purgatory_start begins `mov (%esp),%eax; mov %eax,purgatory_jump_back_entry`."""
+    load = 0x55000
+    linked = purgatory.link(load, {})
+    code = bytes(linked.segment.buf)[linked.entry - load :]
+    assert code[:4] == b"\x8b\x04\x24\xa3"
+    assert struct.unpack_from("<I", code, 4)[0] == ld_symbols(load)["purgatory_jump_back_entry"][0]
+
+
+# --- objects purgatory.py must refuse --------------------------------------------------------
+
+def compile_object(tmp_path, name: str, source: str, *flags: str) -> str:
+    src = tmp_path / name
+    src.write_text(source)
+    obj = tmp_path / (name + ".o")
+    run(["gcc", "-m32", "-ffreestanding", "-fno-asynchronous-unwind-tables", "-c", *flags,
+         "-o", str(obj), str(src)])
+    return str(obj)
+
+
+PIC_C = """
+int counter = 1;
+void purgatory_start(void) { counter++; }
+"""
+ASM_PLT32 = """
+	.text
+	.globl purgatory_start
+purgatory_start:
+	call purgatory_start@PLT
+"""
+ASM_16 = """
+	.text
+	.globl purgatory_start
+purgatory_start:
+	.word purgatory_start
+"""
+
+
+@pytest.mark.parametrize(
+    "name, source, flags, error",
+    [
+        ("pic.c", PIC_C, ("-fpic", "-O2"), r"unsupported relocation R_386_GOTPC in \.rel\.text .*-fno-pic"),
+        ("plt.S", ASM_PLT32, (), r"unsupported relocation R_386_PLT32 in \.rel\.text"),
+        ("r16.S", ASM_16, (), r"unsupported relocation R_386_16 in \.rel\.text"),
+        ("undef.c", "void f(void);\nvoid purgatory_start(void) { f(); }\n", ("-fno-pic",),
+         "undefined symbol f"),
+        ("common.c", "int x;\nvoid purgatory_start(void) { x = 1; }\n", ("-fno-pic", "-fcommon"),
+         "common symbol x"),
+        ("noentry.c", "int x = 1;\n", ("-fno-pic",), "no global symbol purgatory_start"),
+    ],
+)
+def test_refused_objects(tmp_path, name, source, flags, error):
+    if not shutil.which("gcc"):
+        pytest.skip("needs gcc")
+    obj = compile_object(tmp_path, name, source, *flags)
+    with pytest.raises(ImageError, match=error) as caught:
+        Purgatory.from_file(obj)
+    assert "\n" not in str(caught.value)
+
+
+def test_refuses_non_objects(tmp_path, ro_path):
+    text = tmp_path / "text"
+    text.write_bytes(b"not an elf at all")
+    with pytest.raises(ImageError, match="not an ELF file"):
+        Purgatory.from_file(str(text))
+    with pytest.raises(ImageError, match="cannot read purgatory"):
+        Purgatory.from_file(str(tmp_path / "missing.ro"))
+    exe = tmp_path / "exe"
+    run(["ld", "-m", "elf_i386", *ld_quiet(), "-e", "purgatory_start", "-o", str(exe), ro_path])
+    with pytest.raises(ImageError, match="ET_EXEC, purgatory must be relocatable"):
+        Purgatory.from_file(str(exe))
+    with pytest.raises(ImageError, match="ELF32 i386 object, not EM_X86_64"):
+        Purgatory.from_file(compile_object(tmp_path, "x.c", "int purgatory_start = 1;\n", "-m64"))
+    truncated = tmp_path / "truncated.ro"
+    truncated.write_bytes(open(ro_path, "rb").read()[:0x200])
+    with pytest.raises(ImageError, match="damaged purgatory object"):
+        Purgatory.from_file(str(truncated))
+
+
+# --- parameter values --------------------------------------------------------------------------
+
+def test_entry32_regs_layout():
+    regs = entry32_regs(eip=0x100000, esi=0x90000, ebx=3, ebp=8)
+    assert struct.unpack("<9I", regs) == (0, 3, 0, 0, 0x90000, 0, 0, 8, 0x100000)
+    assert len(entry32_regs(eip=1, esi=2, esp=0x9F000)) == PARAMS["purgatory_entry32_regs"]
+
+
+def test_entry32_regs_refuses_nonsense():
+    with pytest.raises(TypeError, match="unknown register eflags"):
+        entry32_regs(eip=0, esi=0, eflags=2)
+    with pytest.raises(ValueError, match="esi"):
+        entry32_regs(eip=0, esi=1 << 32)
+    with pytest.raises(TypeError):
+        entry32_regs(esi=0)  # eip is required
+
+
+def segments_for_hashing():
+    return [
+        Segment(0x90000, 0x4000, b"setup+cmdline" * 100, "bzImage setup"),
+        Segment(0x95000, 0x3000, b"", "backup (zero-filled scratch)"),  # no data: not a region
+        Segment(0x100000, 0x200000, memoryview(bytes(range(256)) * 3000), "kernel"),
+        Segment(0x1000000, 0x1000, bytearray(b"\xff" * 55), "initrd"),
+    ]
+
+
+def test_sha256_params_match_hashlib():
+    segments = segments_for_hashing()
+    params = sha256_params(segments, skip_checks=False)
+    assert sorted(params) == ["purgatory_sha256_digest", "purgatory_sha256_regions"]
+    regions = struct.unpack("<32I", params["purgatory_sha256_regions"])
+    with_data = [s for s in segments if s.bufsz]
+    expected = [v for s in with_data for v in (s.mem, s.bufsz)]
+    assert list(regions) == expected + [0] * (32 - len(expected))
+    assert params["purgatory_sha256_digest"] == hashlib.sha256(
+        b"".join(bytes(s.buf) for s in with_data)).digest()
+
+
+def test_sha256_params_skipped_checks_are_all_zero():
+    params = sha256_params(segments_for_hashing(), skip_checks=True)
+    assert params == {"purgatory_sha256_regions": bytes(128), "purgatory_sha256_digest": bytes(32)}
+
+
+def test_sha256_params_at_most_16_regions():
+    sixteen = [Segment(i * PAGE_SIZE, PAGE_SIZE, b"x") for i in range(16)]
+    assert len(sha256_params(sixteen, False)["purgatory_sha256_regions"]) == 128
+    with pytest.raises(PlanError, match="17 segments with data, purgatory checks at most 16"):
+        sha256_params(sixteen + [Segment(0x100000, PAGE_SIZE, b"y")], False)
+    # -i needs no regions, however many segments there are
+    sha256_params(sixteen + [Segment(0x100000, PAGE_SIZE, b"y")], True)
+
+
+def test_sha256_params_fit_the_patch(purgatory):
+    purgatory.link(0x1000, sha256_params(segments_for_hashing(), False))
+
+
+def test_default_path(monkeypatch, ro_path):
+    monkeypatch.setenv("KEXEC_PY_PURGATORY", ro_path)
+    assert default_purgatory_path() == ro_path
+    monkeypatch.delenv("KEXEC_PY_PURGATORY")
+    try:
+        path = default_purgatory_path()
+    except ImageError as e:
+        assert "no purgatory.ro" in str(e) and "make -C csrc/purgatory" in str(e)
+    else:
+        assert path.endswith("purgatory.ro") and os.path.isfile(path)
+
+
+# --- the C code, run hosted ---------------------------------------------------------------------
+
+SHA256_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "sha256.h"
+
+/* argv[1] = chunk size for sha256_update; stdin = the message; prints the hex digest. */
+int main(int argc, char **argv)
+{
+	static unsigned char buf[1 << 20];
+	size_t len = fread(buf, 1, sizeof(buf), stdin), chunk = (size_t)atol(argv[1]), off;
+	struct sha256_ctx ctx;
+	unsigned char digest[SHA256_DIGEST_SIZE];
+	int i;
+
+	(void)argc;
+	sha256_init(&ctx);
+	for (off = 0; off < len; off += chunk)
+		sha256_update(&ctx, buf + off, len - off < chunk ? len - off : chunk);
+	sha256_final(&ctx, digest);
+	for (i = 0; i < SHA256_DIGEST_SIZE; i++)
+		printf("%02x", digest[i]);
+	printf("\n");
+	return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module", params=["-m64", "-m32"])
+def sha256_tool(request, tmp_path_factory):
+    """sha256.c compiled for the host (64- and 32-bit: purgatory runs the latter)."""
+    tmp = tmp_path_factory.mktemp("sha" + request.param)
+    if request.param == "-m32" and not can_build_hosted_m32(tmp):
+        pytest.skip("no 32-bit libc for a hosted -m32 build")
+    (tmp / "main.c").write_text(SHA256_MAIN)
+    tool = tmp / "sha256"
+    run(["gcc", request.param, "-O2", "-Wall", "-Wextra", "-Werror", "-I", PURGATORY_SRC,
+         "-o", str(tool), str(tmp / "main.c"), os.path.join(PURGATORY_SRC, "sha256.c")])
+    return str(tool)
+
+
+MESSAGES = {
+    "empty": b"",
+    "abc": b"abc",
+    "55": bytes(range(55)),  # the longest that pads in one block
+    "56": bytes(range(56)),  # needs a second block for the length
+    "63": b"a" * 63,
+    "64": bytes(range(64)),
+    "65": b"b" * 65,
+    "119/120": b"c" * 119 + b"d",
+    "1000": bytes((i * 31) & 0xFF for i in range(1000)),
+    "300k": os.urandom(300_000),
+}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("name", list(MESSAGES))
+def test_c_sha256_matches_hashlib(sha256_tool, name, chunk):
+    message = MESSAGES[name]
+    out = run([sha256_tool, str(chunk)], input=message).stdout.decode().strip()
+    assert out == hashlib.sha256(message).hexdigest()
+
+
+PURGATORY_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "purgatory.h"
+
+/* The real ones: cli; hlt (entry32.S) and the 8250 (serial.c). */
+void purgatory_halt(void)
+{
+	fflush(stdout);
+	_exit(3);
+}
+
+void serial_putc(char c)
+{
+	putchar(c);
+}
+
+static unsigned hexval(char c)
+{
+	return c <= '9' ? (unsigned)(c - '0') : (unsigned)(c - 'a' + 10);
+}
+
+/*
+ * argv[1] = expected digest (hex), argv[2..] = region lengths, regions read
+ * from stdin in order into separate buffers.  Prints the command line after
+ * purgatory_main() ran on "console=ttyS0".
+ */
+int main(int argc, char **argv)
+{
+	static char cmdline[256] = "console=ttyS0";
+	int i;
+
+	for (i = 0; i < 32; i++)
+		purgatory_sha256_digest[i] = (uint8_t)(hexval(argv[1][2 * i]) << 4 | hexval(argv[1][2 * i + 1]));
+	for (i = 2; i < argc; i++) {
+		size_t len = (size_t)atol(argv[i]);
+		char *buf = malloc(len + 1);
+
+		if (fread(buf, 1, len, stdin) != len)
+			return 2;
+		purgatory_sha256_regions[i - 2].start = (uint32_t)(uintptr_t)buf;
+		purgatory_sha256_regions[i - 2].len = (uint32_t)len;
+	}
+	purgatory_cmdline_end = (uint32_t)(uintptr_t)(cmdline + strlen(cmdline));
+	purgatory_jump_back_entry = 0x1234abcd;
+	purgatory_main();
+	printf("cmdline: %s\n", cmdline);
+	return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def hosted_purgatory(build_dir, tmp_path_factory):
+    """purgatory.o and sha256.o exactly as built for purgatory.ro, linked into a
+    32-bit user program that plays the kernel's part and the serial port's."""
+    tmp = tmp_path_factory.mktemp("hosted")
+    if not can_build_hosted_m32(tmp):
+        pytest.skip("no 32-bit libc for a hosted -m32 build")
+    (tmp / "main.c").write_text(PURGATORY_MAIN)
+    tool = tmp / "purgatory"
+    run(["gcc", "-m32", "-no-pie", "-O2", "-Wall", "-Werror", "-I", PURGATORY_SRC, "-o", str(tool),
+         str(tmp / "main.c"), *(os.path.join(build_dir, o) for o in ("purgatory.o", "sha256.o"))])
+    return str(tool)
+
+
+def run_purgatory(tool, digest: bytes, regions: list[bytes]) -> subprocess.CompletedProcess:
+    argv = [tool, digest.hex(), *(str(len(r)) for r in regions)]
+    return subprocess.run(argv, input=b"".join(regions), capture_output=True)
+
+
+def test_purgatory_main_accepts_intact_memory_and_appends_the_jump_back_entry(hosted_purgatory):
+    regions = [b"setup" * 999, b"", os.urandom(100_000), b"x" * 56]
+    segments = [Segment(i * 0x100000, 0x100000, r) for i, r in enumerate(regions)]
+    digest = sha256_params(segments, skip_checks=False)["purgatory_sha256_digest"]
+    result = run_purgatory(hosted_purgatory, digest, regions)
+    assert result.returncode == 0, result.stderr
+    # nothing on the console when all is well
+    assert result.stdout.decode() == "cmdline: console=ttyS0 kexec_jump_back_entry=0x1234abcd\n"
+    assert len(" kexec_jump_back_entry=0x1234abcd") == JUMP_BACK_ENTRY_ROOM
+
+
+def test_purgatory_main_refuses_corrupt_memory(hosted_purgatory):
+    regions = [b"kernel" * 1000, b"initrd" * 10]
+    digest = hashlib.sha256(b"".join(regions)).digest()
+    corrupt = [regions[0], b"initrD" + regions[1][6:]]
+    result = run_purgatory(hosted_purgatory, digest, corrupt)
+    assert result.returncode == 3  # halted, the command line untouched and unprinted
+    lines = result.stdout.decode().split("\r\n")
+    assert lines[0] == "purgatory: sha256 mismatch in regions 0-1 (one digest covers them all)"
+    assert re.fullmatch(r"purgatory: region 0 \(start=0x[0-9a-f]{8}, len=0x00001770\)", lines[1])
+    assert re.fullmatch(r"purgatory: region 1 \(start=0x[0-9a-f]{8}, len=0x0000003c\)", lines[2])
+    assert lines[3] == "purgatory: expected " + digest.hex()
+    assert lines[4] == "purgatory: computed " + hashlib.sha256(b"".join(corrupt)).hexdigest()
+    assert lines[5:] == ["purgatory: refusing to boot corrupt memory", ""]
+    assert run_purgatory(hosted_purgatory, digest, regions).returncode == 0
+
+
+def test_purgatory_main_names_a_single_region(hosted_purgatory):
+    result = run_purgatory(hosted_purgatory, bytes(32), [b"kernel"])
+    assert result.returncode == 3
+    assert result.stdout.decode().startswith(
+        "purgatory: sha256 mismatch in region 0\r\npurgatory: region 0 (start=0x")
+
+
+def test_purgatory_main_without_regions_checks_nothing(hosted_purgatory):
+    """-i: all regions empty, whatever the digest says."""
+    result = run_purgatory(hosted_purgatory, b"\x5a" * 32, [])
+    assert result.returncode == 0
