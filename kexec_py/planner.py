@@ -3,6 +3,8 @@ first, so a bad request fails with a reason and the loaded image stays as it was
 
 from __future__ import annotations
 
+from typing import Sequence, Union
+
 from kexec_py.errors import PlanError
 from kexec_py.memmap import MemoryMap
 from kexec_py.ranges import PAGE_SIZE, Range, subtract
@@ -11,14 +13,32 @@ from kexec_py.segments import KexecPlan, LoadedImage, Segment
 KEXEC_SEGMENT_MAX = 16  # include/uapi/linux/kexec.h
 
 
-def backup_segments(image: LoadedImage, memory: MemoryMap, window: Range) -> list[Segment]:
+Window = Union[Range, Sequence[Range]]
+
+
+def _window_ranges(window: Window) -> list[Range]:
+    return [window] if isinstance(window, Range) else list(window)
+
+
+def limits_window(memory: MemoryMap, mem_min: int | None, mem_max: int | None) -> Range | None:
+    """[--mem-min, --mem-max] as a half-open range (None when neither is given):
+    from 0 and to the end of RAM by default."""
+    if mem_min is None and mem_max is None:
+        return None
+    top = max(r.end for r in memory.ram()) - 1
+    return Range(mem_min or 0, (top if mem_max is None else mem_max) + 1)
+
+
+def backup_segments(image: LoadedImage, memory: MemoryMap, window: Window) -> list[Segment]:
     """Zero-data segments over all RAM in window that the image does not occupy.
 
     A preserve-context jump swaps every destination page with a shadow page and
     back, so these give the callee scratch memory the running kernel gets back
     intact (kexec-tools' --mem-min/--mem-max behaviour).
     """
-    in_window = [w.page_aligned_inside() for r in memory.ram() if (w := r.intersect(window))]
+    in_window = [
+        w.page_aligned_inside() for r in memory.ram() for part in _window_ranges(window) if (w := r.intersect(part))
+    ]
     free = subtract([w for w in in_window if w], [s.range for s in image.segments])
     return [Segment(r.start, r.size, b"", "backup (zero-filled scratch)") for r in free]
 
@@ -67,17 +87,19 @@ def make_plan(
     image: LoadedImage,
     flags: int,
     memory: MemoryMap,
-    backup_window: Range | None = None,
+    backup_window: Window | None = None,
 ) -> KexecPlan:
     segments = list(image.segments)
     if backup_window is not None:
+        parts = _window_ranges(backup_window)
         for s in segments:
-            if not backup_window.contains(s.range):
+            if subtract([s.range], parts):
                 raise PlanError(
-                    f"segment {s.range} ({s.source}) lies outside --mem-min/--mem-max {backup_window}"
+                    f"segment {s.range} ({s.source}) lies outside --mem-min/--mem-max"
+                    f" {', '.join(str(p) for p in parts)}"
                 )
-        segments += backup_segments(image, memory, backup_window)
+        segments += backup_segments(image, memory, parts)
     segments.sort(key=lambda s: s.mem)
-    plan = KexecPlan(image.entry, flags, tuple(segments))
+    plan = KexecPlan(image.entry, flags, tuple(segments), image.notes)
     check_segments(plan.segments, memory)
     return plan

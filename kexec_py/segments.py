@@ -36,6 +36,10 @@ class LoadedImage:
 
     entry: int
     segments: tuple[Segment, ...]
+    # For a preserve-context load: the address ranges whose RAM is backed up around
+    # every jump (scratch memory for the image); None: only the image's own pages.
+    backup_window: tuple[Range, ...] | None = None
+    notes: tuple[str, ...] = ()  # why the layout is what it is, for --debug and --dry-run
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,10 @@ class KexecPlan:
     entry: int
     flags: int
     segments: tuple[Segment, ...]
+    notes: tuple[str, ...] = ()  # not passed to the kernel: explanations for people
 
     def as_dict(self) -> dict:
-        return {
+        plan = {
             "entry": self.entry,
             "flags": self.flags,
             "segments": [
@@ -55,6 +60,9 @@ class KexecPlan:
                 for s in self.segments
             ],
         }
+        if self.notes:
+            plan["notes"] = list(self.notes)
+        return plan
 
     def describe(self) -> str:
         """Human-readable, in the shape of kexec-tools' --debug segment list."""
@@ -68,4 +76,5 @@ class KexecPlan:
                 f"segment[{i}]: mem={s.mem:#010x} memsz={s.memsz:#x} bufsz={s.bufsz:#x}"
                 f"  ({s.range})  {s.source}"
             )
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)

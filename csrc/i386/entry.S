@@ -110,10 +110,12 @@ _start:
 	/*
 	 * Back to the kernel's state.  Whatever the payload did to the CPU
 	 * mode is undone while our IDT can still report a fault: flat
-	 * segments from our GDT, then CR0 first (drops paging if the payload
-	 * enabled it; this code must then be identity mapped), CR4, CR3.
+	 * segments from our GDT (again: the payload may have loaded its own),
+	 * then CR0 first (drops paging if the payload enabled it; this code
+	 * must then be identity mapped), CR4, CR3.
 	 */
 	cli
+	lgdt	kit_gdt_ptr
 	ljmp	$KIT_CODE_SEL, $2f
 2:	movl	$KIT_DATA_SEL, %eax
 	movl	%eax, %ds

@@ -1,0 +1,20 @@
+"""The payload kit's trampoline under csrc/test/fake_kernel: a multiboot kernel
+that enters and re-enters payloads exactly as relocate_kernel_32.S does on a
+preserve-context jump (invalid GDTR/IDTR, CR4=0, ESP at the top of a swap page)
+and checks every register and the re-entry word after each return. Runs in
+QEMU (TCG) without building Linux; real kernels are exercised in tests/vm."""
+
+import subprocess
+from pathlib import Path
+
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+
+
+def test_trampoline_contract_under_fake_kernel(tmp_path):
+    result = subprocess.run(["make", "-s", "-C", str(CSRC), f"O={tmp_path}", "check"],
+                            capture_output=True, text=True, timeout=300)
+    report = result.stdout + result.stderr
+    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted((tmp_path / "test").glob("*.log")))
+    assert result.returncode == 0, report + logs
+    assert "FAIL" not in report, report + logs
+    assert " 0 failed" in report, report + logs
