@@ -69,34 +69,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="unload the loaded image")
     add("-S", "--status", dest="action", action="store_const", const="status",
         help="exit 1 if an image is loaded, 0 if not (as kexec-tools)")
+    add("--load-jump-back-helper", dest="action", action="store_const", const="load-jump-back-helper",
+        help="in a kernel started by a preserve-context kexec: load the way back, so that kexec -e"
+        " returns to the kernel that jumped here (entry from --entry, else from"
+        " kexec_jump_back_entry= on /proc/cmdline)")
 
     image = parser.add_argument_group("image")
     image.add_argument("image", nargs="?", metavar="IMAGE", help="the file to load")
     image.add_argument("-t", "--type", metavar="TYPE",
-                       help="image type instead of probing (elf-x86)")
+                       help="image type instead of probing (elf-x86, bzImage)")
     args_style = image.add_mutually_exclusive_group()
     args_style.add_argument("--args-none", dest="args_style", action="store_const", const="none",
                             help="ELF: pass no arguments; the kernel calls e_entry directly")
     args_style.add_argument("--args-linux", dest="args_style", action="store_const", const="linux",
-                            help="ELF: pass Linux boot arguments (not implemented yet)")
+                            help="ELF: the image is a Linux vmlinux; boot it like a bzImage (zero"
+                            " page, command line, initrd, purgatory)")
     args_style.add_argument("--args-elf", dest="args_style", action="store_const", const="elf",
                             help="ELF: pass ELF boot notes (not implemented yet)")
     image.add_argument("--entry", metavar="ADDR", type=parse_address,
-                       help="enter the image here instead of at its own entry point")
+                       help="enter the image here instead of at its own entry point (--args-none);"
+                       " with --load-jump-back-helper: the address to return to")
+
+    linux = parser.add_argument_group("Linux kernels (bzImage, or ELF with --args-linux)")
+    linux.add_argument("--command-line", "--append", dest="command_line", metavar="STRING",
+                       help="the kernel command line (after the reused one with --reuse-cmdline)")
+    linux.add_argument("--reuse-cmdline", action="store_true",
+                       help="start from this kernel's /proc/cmdline, without BOOT_IMAGE= and"
+                       " kexec_jump_back_entry=")
+    linux.add_argument("--initrd", "--ramdisk", dest="initrd", metavar="FILE",
+                       help="load FILE as the kernel's initial ramdisk")
+    linux.add_argument("-i", "--no-checks", action="store_true",
+                       help="purgatory skips the SHA-256 check of the loaded segments")
 
     memory = parser.add_argument_group("memory")
     memory.add_argument("--mem-min", metavar="ADDR", type=parse_address,
-                        help="lowest address of the backup window (inclusive)")
+                        help="lowest address of the backup window (inclusive); for a Linux kernel"
+                        " also the lowest address of its segments")
     memory.add_argument("--mem-max", metavar="ADDR", type=parse_address,
                         help="highest address of the backup window (inclusive); with"
                         " --load-preserve-context all RAM in [mem-min, mem-max] the image does not"
                         " occupy is also backed up, as scratch memory for the image."
-                        " Not required: without it only the image's own pages are backed up")
+                        " Not required: without it only the image's own pages are backed up."
+                        " A preserve-context Linux kernel gets only this window (plus the RAM below"
+                        " 1 MiB) as usable RAM; without the options it gets RAM from 0 to its end +"
+                        " initrd + room (see --dry-run)")
 
     execution = parser.add_argument_group("execution")
     execution.add_argument("-x", "--no-ifdown", action="store_true",
-                           help="do not take network interfaces down before kexec -e"
-                           " (currently always the behaviour: interfaces are never touched)")
+                           help="with -e/-f: leave network interfaces alone. By default every"
+                           " interface but lo that is up is taken down before the jump and, when a"
+                           " preserve-context image returns (or the jump fails), brought back up"
+                           " with its addresses and main-table routes")
     execution.add_argument("-y", "--no-sync", action="store_true",
                            help="do not sync filesystems before kexec -e")
     execution.add_argument("-c", "--kexec-syscall", action="store_true",
@@ -152,9 +175,14 @@ def _run(args: argparse.Namespace, kernel_factory) -> int:
         if args.dry_run:
             raise UsageError("--dry-run plans a load; it does not apply to --" + action)
         return {"exec": _exec, "unload": _unload, "status": _status}[action](args, kernel_factory(args))
-    if not args.image:
+    if action == "load-jump-back-helper":
+        if args.image:
+            raise UsageError("--load-jump-back-helper takes no image")
+        plan = _plan_jump_back(args)
+    elif not args.image:
         raise UsageError("no image given")
-    plan = _plan_load(args, preserve_context=(action == "load-preserve-context"))
+    else:
+        plan = _plan_load(args, preserve_context=(action == "load-preserve-context"))
     if args.dry_run:
         _print_plan(plan, args.json)
         return 0
@@ -186,27 +214,60 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool):
     from kexec_py.loaders import LoadRequest, Target, choose_loader
     from kexec_py.memmap import read_memory_map
     from kexec_py.planner import make_plan
-    from kexec_py.ranges import Range
 
     arch = _target_arch(args)
     memory = read_memory_map(args.machine_root)
+    if args.mem_min is not None or args.mem_max is not None:
+        top = max(r.end for r in memory.ram()) - 1
+        low, high = args.mem_min or 0, top if args.mem_max is None else args.mem_max
+        if high < low:
+            raise UsageError(f"--mem-max {high:#x} is below --mem-min {low:#x}")
+    request = LoadRequest(
+        args.args_style,
+        args.entry,
+        preserve_context=preserve_context,
+        mem_min=args.mem_min,
+        mem_max=args.mem_max,
+        command_line=_command_line(args),
+        initrd=args.initrd,
+        no_checks=args.no_checks,
+    )
     image = ImageFile.open(args.image)
     loader = choose_loader(image, args.type)
-    loaded = loader.load(image, LoadRequest(args.args_style, args.entry), Target(arch, memory))
-
+    # The loader decides the backup window: a Linux kernel's shapes its e820 map.
+    loaded = loader.load(image, request, Target(arch, memory))
     flags = arch.kexec_arch
-    window = None
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT
-        if args.mem_min is not None or args.mem_max is not None:
-            top = max(r.end for r in memory.ram()) - 1
-            low, high = args.mem_min or 0, top if args.mem_max is None else args.mem_max
-            if high < low:
-                raise UsageError(f"--mem-max {high:#x} is below --mem-min {low:#x}")
-            window = Range(low, high + 1)
-    elif args.mem_min is not None or args.mem_max is not None:
-        raise UsageError("--mem-min/--mem-max set the backup window of --load-preserve-context")
-    return make_plan(loaded, int(flags), memory, window)
+    return make_plan(loaded, int(flags), memory, loaded.backup_window)
+
+
+def _command_line(args: argparse.Namespace) -> str | None:
+    """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given."""
+    from kexec_py.cmdline import compose, read_proc_cmdline, reusable
+
+    reused = reusable(read_proc_cmdline(args.machine_root)) if args.reuse_cmdline else None
+    return compose(reused, args.command_line)
+
+
+def _plan_jump_back(args: argparse.Namespace):
+    import os
+
+    from kexec_py.jump_back import entry_from_cmdline, jump_back_plan
+
+    for option, given in (("a type", args.type), ("--args-*", args.args_style),
+                          ("--mem-min/--mem-max", args.mem_min is not None or args.mem_max is not None),
+                          ("--command-line/--append/--reuse-cmdline", args.command_line is not None or args.reuse_cmdline),
+                          ("--initrd", args.initrd), ("--no-checks", args.no_checks)):
+        if given:
+            raise UsageError(f"--load-jump-back-helper loads no image: {option} does not apply")
+    arch = _target_arch(args)
+    if args.entry is not None:
+        return jump_back_plan(args.entry, arch, "--entry")
+    from kexec_py.cmdline import read_proc_cmdline
+
+    source = os.path.join(args.machine_root, "proc/cmdline")
+    return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source)
 
 
 def _print_plan(plan, as_json: bool) -> None:
@@ -219,11 +280,28 @@ def _print_plan(plan, as_json: bool) -> None:
 
 
 def _exec(args: argparse.Namespace, kernel) -> int:
+    """sync, take the interfaces down, jump; when the jump returns (a
+    preserve-context image came back) or fails, bring the interfaces back."""
     if not kernel.kexec_loaded():
         raise NothingLoaded("Nothing has been loaded!")
     if not args.no_sync:
         kernel.sync()
-    kernel.reboot_kexec()
+    saved = None if args.no_ifdown else kernel.interfaces_down()
+    if saved is not None and args.debug:
+        sys.stderr.write(saved.describe() + "\n")
+    try:
+        kernel.reboot_kexec()
+    except BaseException as jump_failed:  # KernelError, or an interrupt: the network comes back
+        if saved is not None:
+            try:
+                kernel.interfaces_restore(saved)
+            except KexecError as also:
+                if isinstance(jump_failed, KexecError):
+                    raise KexecError(f"{jump_failed}; {also}") from jump_failed
+                raise
+        raise
+    if saved is not None:
+        kernel.interfaces_restore(saved)
     return 0  # reboot() returned: a preserve-context image ran and came back
 
 

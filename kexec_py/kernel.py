@@ -125,6 +125,18 @@ class LinuxKernel:
     def sync(self) -> None:
         os.sync()
 
+    def interfaces_down(self):
+        """Take every interface but lo down (rtnetlink); returns what to restore."""
+        from kexec_py import netif  # imports pyroute2: only `kexec -e` without -x gets here
+
+        return netif.take_down()
+
+    def interfaces_restore(self, saved) -> None:
+        """Bring back what interfaces_down() took down, with addresses and routes."""
+        from kexec_py import netif
+
+        netif.restore(saved)
+
     def shutdown_reboot(self) -> None:
         """kexec-tools' default action: let init shut down, the kernel then kexecs."""
         import subprocess

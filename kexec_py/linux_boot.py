@@ -86,10 +86,11 @@ def placement_limits(
     """Where a Linux load may put segments: [--mem-min, --mem-max] (plus the RAM
     below 1 MiB for a preserve-context load); None: anywhere in RAM, and for a
     preserve-context load the default window is chosen once the kernel is placed."""
-    if mem_min is None and mem_max is None:
+    from kexec_py.planner import limits_window
+
+    user = limits_window(memory, mem_min, mem_max)
+    if user is None:
         return None
-    top = max(r.end for r in memory.ram()) - 1
-    user = Range(mem_min or 0, (top if mem_max is None else mem_max) + 1)
     if preserve_context:
         return tuple(merge([Range(0, LOW_MEMORY_END), user]))
     return (user,)

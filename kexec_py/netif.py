@@ -120,8 +120,10 @@ class Address:
         if self.flags:
             request["flags"] = self.flags
         if self.valid != INFINITY_LIFE_TIME:
+            # pyroute2 0.7 reads the lifetimes from cacheinfo, 0.8+ from *_lft: give both.
             request["preferred_lft"] = self.preferred
             request["valid_lft"] = self.valid
+            request["cacheinfo"] = {"preferred": self.preferred, "valid": self.valid}
         return request
 
 

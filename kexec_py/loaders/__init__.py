@@ -22,6 +22,21 @@ class LoadRequest:
 
     args_style: str | None = None  # "none", "linux" or "elf" (--args-*), None when unsaid
     entry: int | None = None  # --entry overrides the image's own
+    preserve_context: bool = False  # --load-preserve-context
+    mem_min: int | None = None  # --mem-min/--mem-max: inclusive bounds (a backup window or placement limits)
+    mem_max: int | None = None
+    # Linux kernels (bzImage, elf-x86 --args-linux):
+    command_line: str | None = None  # after --reuse-cmdline and --append; None when neither was given
+    initrd: str | None = None  # --initrd/--ramdisk
+    no_checks: bool = False  # -i: purgatory skips its SHA-256 check
+    purgatory: str | None = None  # purgatory.ro; None: purgatory.default_purgatory_path()
+
+    @property
+    def linux_options(self) -> list[str]:
+        """The Linux-only options given, spelled as on the command line."""
+        return [name for name, given in (("--command-line/--append/--reuse-cmdline", self.command_line is not None),
+                                         ("--initrd", self.initrd is not None),
+                                         ("--no-checks", self.no_checks)) if given]
 
 
 @dataclass(frozen=True)
@@ -41,9 +56,9 @@ class ImageLoader(Protocol):
 
 
 def _table() -> list[ImageLoader]:
-    from kexec_py.loaders import elf_x86
+    from kexec_py.loaders import bzimage, elf_x86
 
-    return [elf_x86.LOADER]
+    return [elf_x86.LOADER, bzimage.LOADER]
 
 
 def type_names() -> list[str]:

@@ -3,14 +3,23 @@
 With --args-none the image gets no boot arguments and no purgatory: the kernel
 calls e_entry directly (for a preserve-context load: in physical mode, with the
 C calling convention).
+
+With --args-linux the image is a Linux vmlinux (EM_386): its PT_LOADs go where
+they were linked and it is booted like a bzImage (linux_boot: zero page,
+initrd, purgatory), entered at e_entry with esi = zero page.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from kexec_py.bootparams import synthetic_header
 from kexec_py.errors import ImageError, UsageError
 from kexec_py.flags import Arch
 from kexec_py.image_file import ImageFile
+from kexec_py.linux_boot import PlacedKernel, boot_linux, placement_limits, require_i386
 from kexec_py.loaders import LoadRequest, Target
+from kexec_py.planner import limits_window
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import LoadedImage, Segment
 
@@ -27,17 +36,31 @@ class ElfX86Loader:
         return bytes(data[:4]) == ELF_MAGIC
 
     def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
-        if request.args_style != "none":
+        if request.args_style not in ("none", "linux"):
             raise UsageError(
-                "elf-x86: only --args-none is supported (a physical-mode payload called"
-                " directly); Linux ELF kernels need --args-linux, not implemented yet"
+                "elf-x86: say --args-none (a physical-mode payload, called directly) or"
+                " --args-linux (a Linux vmlinux, booted through purgatory); --args-elf is not implemented"
             )
+        linux = request.args_style == "linux"
+        if linux:
+            if request.entry is not None:
+                raise UsageError("elf-x86 --args-linux: --entry does not apply (the kernel is entered at e_entry)")
+            require_i386(target.arch, image.path)
+        else:
+            _check_args_none_request(request)
         from elftools.common.exceptions import ELFError
 
         try:
-            return self._load(image, request, target)
+            loaded = self._load(image, request, target)
         except (ELFError, ValueError, IndexError) as e:  # what pyelftools raises on damaged headers
             raise ImageError(f"{image.path}: damaged ELF ({e})") from None
+        if linux:
+            return _boot_vmlinux(image.path, loaded, request, target)
+        if request.preserve_context:
+            window = limits_window(target.memory, request.mem_min, request.mem_max)
+            if window is not None:
+                return replace(loaded, backup_window=(window,))
+        return loaded
 
     def _load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
         from elftools.elf.elffile import ELFFile
@@ -78,6 +101,40 @@ class ElfX86Loader:
             raise ImageError(f"{path}: truncated: {where} needs bytes up to {ph.p_offset + ph.p_filesz:#x}, file has {size:#x}")
         buf = data[ph.p_offset : ph.p_offset + ph.p_filesz]
         return Segment(ph.p_paddr, align_up(ph.p_memsz), buf, f"{path} {where}")
+
+
+def _check_args_none_request(request: LoadRequest) -> None:
+    linux_only = request.linux_options
+    if linux_only:
+        raise UsageError(
+            f"elf-x86 --args-none: {', '.join(linux_only)} need a Linux kernel"
+            " (a bzImage, or an ELF vmlinux with --args-linux)"
+        )
+    if not request.preserve_context and (request.mem_min is not None or request.mem_max is not None):
+        raise UsageError("--mem-min/--mem-max set the backup window of --load-preserve-context")
+
+
+def _boot_vmlinux(path: str, loaded: LoadedImage, request: LoadRequest, target: Target) -> LoadedImage:
+    """A vmlinux carries no setup header: the zero page gets a synthetic one.
+    Its PT_LOADs (bss included) are all it touches before reading e820."""
+    limits = placement_limits(target.memory, request.mem_min, request.mem_max, request.preserve_context)
+    kernel = PlacedKernel(
+        path,
+        synthetic_header(),
+        loaded.segments,
+        tuple(s.range for s in loaded.segments),
+        loaded.entry,
+    )
+    return boot_linux(
+        kernel,
+        memory=target.memory,
+        limits=limits,
+        command_line=request.command_line,
+        initrd_path=request.initrd,
+        preserve_context=request.preserve_context,
+        no_checks=request.no_checks,
+        purgatory_path=request.purgatory,
+    )
 
 
 LOADER = ElfX86Loader()

@@ -16,8 +16,11 @@ SHELL_READY = "vmharness-shell-ready"
 SCRIPT_EXIT = re.compile(r"vmharness-script-exit: (\d+)\r*\n")
 # the guest tty sends \r\n and the host pty under QEMU adds another \r
 NEWLINE = re.compile(r"\r+\n")
-BOOT_TIMEOUT = 180.0   # TCG on a loaded 2-core machine; a normal boot to shell takes ~10 s
+BOOT_TIMEOUT = 180.0   # a boot to shell takes ~5 s under TCG; leave room for a loaded machine
 TAIL_LINES = 60
+# ramfs, not the default tmpfs root: tmpfs caps at half of RAM, too little for the
+# rootfs with -m 128
+BASE_CMDLINE = "console=ttyS0 panic=-1 rootfstype=ramfs"
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class BootSpec:
     def argv(self, interactive: bool = False) -> list[str]:
         # signal=off: in an interactive session ^C belongs to the guest, not to QEMU
         chardev = "stdio,id=console" + (",signal=off" if interactive else "")
-        cmdline = " ".join(filter(None, ["console=ttyS0 panic=-1", self.append]))
+        cmdline = " ".join(filter(None, [BASE_CMDLINE, self.append]))
         return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", "qemu32", "-smp", "1",
                 "-m", str(self.mem_mb), "-nodefaults", "-display", "none", "-no-reboot",
                 "-chardev", chardev, "-serial", "chardev:console",

@@ -10,6 +10,7 @@ import argparse
 import inspect
 import json
 import shlex
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def snapshot_guest(guest: Guest) -> dict[str, str]:
 
 
 def write_tree(files: dict[str, str], dest: Path) -> None:
+    """Replace dest with the recorded files (a map with fewer entries leaves none behind)."""
+    shutil.rmtree(dest, ignore_errors=True)
     for relative, text in sorted(files.items()):
         path = dest / relative
         path.parent.mkdir(parents=True, exist_ok=True)

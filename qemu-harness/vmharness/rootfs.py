@@ -29,6 +29,12 @@ HOOK = HARNESS_DIR / "rootfs" / "customize.sh"
 # dependency with usrmerge, which drags in 45 MB of perl
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
 APT_DIR = Path("/etc/apt")
+# Measured under TCG (85 MB rootfs): boot to shell 4.4 s with zstd, 3.3 s gzip, 6.7 s xz,
+# 2.1 s uncompressed. The compressed initrd and its unpacked copy are in RAM together:
+# only xz and zstd (23 MB against gzip's 33 MB) leave room to boot with -m 128.
+# A 1 MiB window keeps the kernel's decompression buffer small.
+ZSTD = "zstd -q -19 --zstd=wlog=20 -T0"
+ARCHIVE = "rootfs.cpio.zst"
 
 
 def debian_mirror(apt_dir: Path = APT_DIR, suite: str = SUITE) -> str:
@@ -65,14 +71,15 @@ def _deb822_fields(stanza: str) -> dict[str, str]:
 
 
 def cache_key() -> str:
-    return digest(SUITE, ARCH, VARIANT, ",".join(PACKAGES), HOOK.read_bytes(), str(MERGED_USR_HOOKS))
+    return digest(SUITE, ARCH, VARIANT, ",".join(PACKAGES), HOOK.read_bytes(),
+                  str(MERGED_USR_HOOKS), ZSTD)
 
 
 def build_rootfs() -> Path:
     """Path of the cached base initramfs, building it on a miss."""
     cache = cache_root() / "rootfs"
     final = cache / cache_key()
-    archive = final / "rootfs.cpio.gz"
+    archive = final / ARCHIVE
     if archive.exists():
         return archive
     with locked(cache / ".lock"):
@@ -85,20 +92,20 @@ def build_rootfs() -> Path:
         tree = staging / "tree"
         mirror = debian_mirror()
         progress(f"building the Debian {SUITE} {ARCH} rootfs from {mirror} (log {log}; "
-                 "first time only, a few minutes)")
+                 "first time only, about 2 minutes)")
         run_logged(["mmdebstrap", f"--arch={ARCH}", f"--variant={VARIANT}",
                     f"--include={','.join(PACKAGES)}", f"--hook-dir={MERGED_USR_HOOKS}",
                     f"--customize-hook=sh {HOOK} \"$1\"", SUITE, tree, mirror], log)
-        pack_cpio(tree, staging / "rootfs.cpio.gz", log)
+        pack_cpio(tree, staging / ARCHIVE, log)
         shutil.rmtree(tree)
         publish(staging, final)
     return archive
 
 
 def pack_cpio(tree: Path, out: Path, log: Path, owner: str | None = None) -> None:
-    """newc archive of `tree` (gzip-compressed when `out` ends in .gz), sorted for stable output."""
+    """newc archive of `tree`, sorted for stable output; zstd-compressed when `out` ends in .zst."""
     owner_args = f"-R {owner}" if owner else ""
-    compress = "| gzip -6" if out.suffix == ".gz" else ""
+    compress = f"| {ZSTD}" if out.suffix == ".zst" else ""
     script = (f"find . -print0 | LC_ALL=C sort -z | cpio --null --quiet -o -H newc {owner_args} "
               f'{compress} > "$1"')
     run_logged(["bash", "-o", "pipefail", "-c", script, "pack_cpio", out.resolve()], log, cwd=tree)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from unit_support import HOST_TREE, write_tree
+from unit_support import HOST_TREE, recorded_tree, write_tree
 from kexec_py.errors import MemoryMapError
 from kexec_py.memmap import (
     MemoryMap,
@@ -224,3 +224,40 @@ def test_recorded_host_iomem_agrees_with_sysfs():
     ]
     assert len(regions) == 9  # top-level lines only (the file has 27)
     assert MemoryMap(tuple(regions), 0, "iomem").ram() == HOST_RAM
+
+
+# QEMU's SeaBIOS e820 for an i386 guest, recorded by qemu-harness (vmharness.memmaps):
+# RAM 0x0-0x9fbff and 0x100000-(top - 128 KiB). MemTotal depends on the guest kernel's build.
+QEMU_TREES = {
+    "qemu-i386-512M": (0x1FFE0000, 515088),
+    "qemu-i386-128M": (0x07FE0000, 125232),
+}
+
+
+@pytest.mark.parametrize("name", QEMU_TREES)
+def test_recorded_qemu_memory_map(name):
+    ram_top, memtotal_kb = QEMU_TREES[name]
+    root = recorded_tree(name)
+    memory = read_memory_map(root)
+    assert memory.source == os.path.join(root, "sys/firmware/memmap")
+    assert list(memory.regions) == [
+        MemoryRegion(Range(0x0, 0x9FC00), RAM),
+        MemoryRegion(Range(0x9FC00, 0xA0000), RESERVED),
+        MemoryRegion(Range(0xF0000, 0x100000), RESERVED),
+        MemoryRegion(Range(0x100000, ram_top), RAM),
+        MemoryRegion(Range(ram_top, ram_top + 0x20000), RESERVED),
+        MemoryRegion(Range(0xFFFC0000, 0x100000000), RESERVED),  # the BIOS below 4 GiB
+    ]
+    assert memory.total_ram == memtotal_kb * 1024
+    assert memory.ram() == [Range(0x1000, 0x9F000), Range(0x100000, ram_top)]
+
+
+@pytest.mark.parametrize("name", QEMU_TREES)
+def test_recorded_qemu_iomem_agrees_with_sysfs(name):
+    ram_top, _ = QEMU_TREES[name]
+    regions = read_iomem(recorded_tree(name))
+    assert [r for r in regions if r.type == RAM] == [
+        MemoryRegion(Range(0x1000, 0x9FC00), RAM),
+        MemoryRegion(Range(0x100000, ram_top), RAM),
+    ]
+    assert MemoryMap(tuple(regions), 0, "iomem").ram() == [Range(0x1000, 0x9F000), Range(0x100000, ram_top)]
