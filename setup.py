@@ -44,12 +44,13 @@ setup(
     packages=find_packages(include=["kexec_py", "kexec_py.*"]),
     python_requires=">=3.9",
     setup_requires=["cffi>=1.15"],
-    install_requires=["cffi>=1.15", "pyelftools>=0.29"],
+    install_requires=["cffi>=1.15", "pyelftools>=0.29", "pyroute2>=0.7"],
     cffi_modules=["kexec_py/_ffi_build.py:ffibuilder"],
     entry_points={"console_scripts": ["kexec = kexec_py.cli:main"]},
     cmdclass={"build": BuildWithPayloads},
     data_files=[
-        ("share/kexec-py/payloads/i386", [os.path.join(PAYLOAD_BUILD, "i386", n) for n in EXAMPLES]),
+        # ELF payloads are not data for /usr/share (FHS; lintian arch-dependent-file-in-usr-share)
+        ("lib/kexec-py/i386", [os.path.join(PAYLOAD_BUILD, "i386", n) for n in EXAMPLES]),
         *kit_sources(),
     ],
 )

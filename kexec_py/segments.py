@@ -74,7 +74,7 @@ class KexecPlan:
         for i, s in enumerate(self.segments):
             lines.append(
                 f"segment[{i}]: mem={s.mem:#010x} memsz={s.memsz:#x} bufsz={s.bufsz:#x}"
-                f"  ({s.range})  {s.source}"
+                f"  ({s.range if s.memsz else 'empty'})  {s.source}"
             )
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)

@@ -197,6 +197,13 @@ class ElfPatcher:
 
 # --- the kernel interface, faked -------------------------------------------------------------
 
+class SavedInterfaces:
+    """What a fake interfaces_down() hands back (test_netif fakes the real thing)."""
+
+    def describe(self) -> str:
+        return "ifdown: (fake) nothing"
+
+
 @dataclass
 class FakeKernel:
     """Records what the CLI asks of the kernel; `fail` maps a method name to the
@@ -230,6 +237,13 @@ class FakeKernel:
 
     def sync(self):
         self._call("sync")
+
+    def interfaces_down(self):
+        self._call("interfaces_down")
+        return SavedInterfaces()
+
+    def interfaces_restore(self, saved):
+        self._call("interfaces_restore")
 
     def reboot_kexec(self):
         self._call("reboot_kexec")  # a preserve-context image ran and came back
