@@ -257,7 +257,8 @@ def _plan_jump_back(args: argparse.Namespace):
 
     for option, given in (("a type", args.type), ("--args-*", args.args_style),
                           ("--mem-min/--mem-max", args.mem_min is not None or args.mem_max is not None),
-                          ("--command-line/--append/--reuse-cmdline", args.command_line is not None or args.reuse_cmdline),
+                          ("--command-line/--append/--reuse-cmdline",
+                           args.command_line is not None or args.reuse_cmdline),
                           ("--initrd", args.initrd), ("--no-checks", args.no_checks)):
         if given:
             raise UsageError(f"--load-jump-back-helper loads no image: {option} does not apply")

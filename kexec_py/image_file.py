@@ -19,11 +19,13 @@ class ImageFile:
     def open(cls, path: str) -> ImageFile:
         try:
             stream = open(path, "rb")
-            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
         except IsADirectoryError:
             raise ImageError(f"{path}: is a directory, not an image") from None
         except OSError as e:
             raise ImageError(f"cannot open {path}: {e.strerror}") from None
+        try:
+            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # mmap of an empty file
+            stream.close()
             raise ImageError(f"{path}: empty file") from None
         return cls(path, memoryview(mapped), stream)

@@ -40,7 +40,9 @@ def entry_from_cmdline(cmdline: str, source: str = "/proc/cmdline") -> int:
     try:
         entry = int(text, 16) if text[:2].lower() == "0x" else int(text, 0)
     except ValueError:
-        raise NothingToJumpBack(f"nothing to jump back to: {source} has {JUMP_BACK_KEY}={text!r}, not an address") from None
+        raise NothingToJumpBack(
+            f"nothing to jump back to: {source} has {JUMP_BACK_KEY}={text!r}, not an address"
+        ) from None
     return _checked(entry, f"{source} {JUMP_BACK_KEY}={text}")
 
 

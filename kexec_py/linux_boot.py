@@ -50,9 +50,10 @@ LOWMEM_END = 0x38000000
 
 # The default preserve-context window: RAM from 0 up to the kernel's end plus
 # the initrd plus room for the second kernel to run in (an initramfs unpacks to
-# two or three times its compressed size; 64 MiB for the kernel and user space).
+# three or four times its gzip/zstd size into tmpfs; 64 MiB for the kernel and
+# user space).
 DEFAULT_ROOM = 64 * MiB
-INITRD_ROOM_FACTOR = 3
+INITRD_ROOM_FACTOR = 4
 MIN_ROOM = 16 * MiB
 
 
@@ -123,10 +124,10 @@ def default_window(
             f" the kernel backs up at most half of RAM ({budget >> 10} KiB, RAM up to {affordable:#x}):"
             " a smaller initrd, or --mem-min/--mem-max"
         )
-    how = (
-        f"kernel end {kernel_end:#x} + initrd {initrd_pages >> 10} KiB + {(top - kernel_end - initrd_pages) >> 20} MiB room"
-        + (" (shrunk to half of RAM)" if top < wanted else "")
-    )
+    room_left = top - kernel_end - initrd_pages
+    how = f"kernel end {kernel_end:#x} + initrd {initrd_pages >> 10} KiB + {room_left >> 20} MiB room"
+    if top < wanted:
+        how += " (shrunk to half of RAM)"
     return (Range(0, top),), how
 
 

@@ -53,7 +53,7 @@ class ElfX86Loader:
         try:
             loaded = self._load(image, request, target)
         except (ELFError, ValueError, IndexError) as e:  # what pyelftools raises on damaged headers
-            raise ImageError(f"{image.path}: damaged ELF ({e})") from None
+            raise ImageError(f"{image.path}: truncated or damaged ELF ({e})") from None
         if linux:
             return _boot_vmlinux(image.path, loaded, request, target)
         if request.preserve_context:

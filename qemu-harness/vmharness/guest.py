@@ -122,7 +122,8 @@ class Guest:
         prompts, so a command's output is exactly what it printed."""
         self.expect(SHELL_READY, timeout)
         self.send("stty -echo; PS1=''; PS2=''\n")  # not run(): stty needs the tty as stdin
-        self.run("true", timeout=30)
+        # kernel messages would land inside command output; the console log keeps boot messages
+        self.run("echo 1 > /proc/sys/kernel/printk", timeout=30)
 
     def send(self, text: str) -> None:
         assert self._child is not None, "start() the guest first"

@@ -452,10 +452,10 @@ def test_e820_beyond_the_zero_page_goes_to_setup_data(bzimage, purgatory_ro):
 
 def test_preserve_context_default_window(bzimage, initrd, purgatory_ro, purgatory):
     """512 MiB guest, non-relocatable kernel at 16 MiB with init_size 4 MiB, a 0x123456-byte
-    initrd: the window is RAM from 0 to kernel end + initrd + 64 MiB + 3 x initrd, MiB-rounded."""
+    initrd: the window is RAM from 0 to kernel end + initrd + 64 MiB + 4 x initrd, MiB-rounded."""
     loaded = load(bzimage(), purgatory_ro, initrd=initrd(0x123456), command_line="console=ttyS0",
                   preserve_context=True)
-    top = 0x5900000  # align_up(0x1400000 + 0x124000 + 0x4000000 + 3 * 0x124000, 1 MiB)
+    top = 0x5A00000  # align_up(0x1400000 + 0x124000 + 0x4000000 + 4 * 0x124000, 1 MiB)
     assert loaded.backup_window == (Range(0, top),)
     assert loaded.segments[0].mem == 0x1000000
     ramdisk = [s for s in loaded.segments if s.source.endswith(" initrd")][0]
@@ -471,7 +471,7 @@ def test_preserve_context_default_window(bzimage, initrd, purgatory_ro, purgator
     cmdline_end = 0x11000 + len("console=ttyS0")
     assert struct.pack("<I", cmdline_end) in bytes(by_source(loaded, "purgatory").buf)
     assert loaded.notes[0].startswith(
-        f"backup window 0x0-{top - 1:#x} (default: kernel end 0x1400000 + initrd 1168 KiB + 67 MiB room;")
+        f"backup window 0x0-{top - 1:#x} (default: kernel end 0x1400000 + initrd 1168 KiB + 68 MiB room;")
     assert "the second kernel's e820 lists only the window's RAM as usable" in loaded.notes[1]
 
     plan = make_plan(loaded, 0x30002, machine(), loaded.backup_window)
@@ -485,7 +485,7 @@ def test_preserve_context_default_window(bzimage, initrd, purgatory_ro, purgator
 
 
 def test_preserve_context_window_shrinks_to_half_of_ram(bzimage, initrd, purgatory_ro):
-    """A 60 MiB initrd on the 512 MiB guest: 16 + 4 + 60 + 64 + 180 MiB wanted, half of
+    """A 60 MiB initrd on the 512 MiB guest: 16 + 4 + 60 + 64 + 240 MiB wanted, half of
     RAM (251806 KiB) allowed."""
     loaded = load(bzimage(), purgatory_ro, initrd=initrd(60 * MiB), preserve_context=True)
     (window,) = loaded.backup_window

@@ -13,7 +13,7 @@ import pytest
 
 from kexec_py import netif
 from kexec_py.errors import KernelError
-from kexec_py.netif import Address, NextHop, Route, Snapshot
+from kexec_py.netif import Address, NextHop, Snapshot
 from unit_support import REPO, FakeKernel
 
 UP, LOWER_UP, LOOPBACK, BROADCAST, MULTICAST = 0x1, 0x10000, 0x8, 0x2, 0x1000
