@@ -55,6 +55,7 @@ LOWMEM_END = 0x38000000
 DEFAULT_ROOM = 64 * MiB
 INITRD_ROOM_FACTOR = 4
 MIN_ROOM = 16 * MiB
+CMDLINE_OFFSET = ZERO_PAGE_SIZE  # in the setup segment, right after the zero page
 
 
 @dataclass(frozen=True)
@@ -192,34 +193,10 @@ def boot_linux(
             " not back up"
         )
 
-    room = _jump_back_room(preserve_context)
-    cmdline_offset = ZERO_PAGE_SIZE
-    cmdline_area = len(cmdline) + 1 + room
-    extra = e820[E820_MAX_ENTRIES_ZEROPAGE:]
-    ext_offset = align_up(cmdline_offset + cmdline_area, 16)
-    setup_bytes = ext_offset + (SETUP_DATA_HEADER.size + len(extra) * E820_ENTRY.size if extra else 0)
-    spot = _low_space(free(), align_up(setup_bytes), PAGE_SIZE)
-    if spot is None:
-        raise PlanError(f"no free RAM for the zero page and command line{describe_limits(limits)}")
-    base = spot.start
-    setup = bytearray(setup_bytes if extra else cmdline_offset + len(cmdline) + 1)
-    setup[:ZERO_PAGE_SIZE] = build_zero_page(
-        header,
-        kernel_start=kernel.entry32,
-        cmd_line_ptr=base + cmdline_offset,
-        initrd=initrd_range,
-        e820=e820,
-        setup_data=base + ext_offset if extra else 0,
-    )
-    setup[cmdline_offset : cmdline_offset + len(cmdline)] = cmdline
-    if extra:
-        node = e820_ext_node(extra, next_node=header.setup_data if header.version >= 0x0209 else 0)
-        setup[ext_offset : ext_offset + len(node)] = node
-    segments.append(
-        Segment(base, spot.size, bytes(setup), "zero page (boot_params) + command line"
-                + (f" + {len(extra)} e820 entries (SETUP_E820_EXT)" if extra else ""))
-    )
-    taken.append(spot)
+    setup = _setup_segment(kernel, cmdline, _jump_back_room(preserve_context), e820, initrd_range, free(), limits)
+    segments.append(setup)
+    taken.append(setup.range)
+    base = setup.mem
 
     from kexec_py import purgatory as purgatory_module
 
@@ -231,7 +208,7 @@ def boot_linux(
     params.update(purgatory_module.sha256_params(segments, no_checks))
     if preserve_context:
         # purgatory writes " kexec_jump_back_entry=0x..." from the NUL on
-        params["purgatory_cmdline_end"] = struct.pack("<I", base + cmdline_offset + len(cmdline))
+        params["purgatory_cmdline_end"] = struct.pack("<I", base + CMDLINE_OFFSET + len(cmdline))
     linked = purgatory.link(spot.start, params)
     segments.append(
         Segment(linked.segment.mem, linked.segment.memsz, linked.segment.buf,
@@ -243,6 +220,44 @@ def boot_linux(
         backup_window=limits if preserve_context else None,
         notes=tuple(notes),
     )
+
+
+def _setup_segment(
+    kernel: PlacedKernel,
+    cmdline: bytes,
+    room: int,
+    e820: list,
+    initrd: Range | None,
+    free: list[Range],
+    limits: tuple[Range, ...] | None,
+) -> Segment:
+    """The "setup" segment, low: zero page, then the command line with room
+    for purgatory's addition, then the e820 entries the zero page has no
+    room for, as a SETUP_E820_EXT node."""
+    extra = e820[E820_MAX_ENTRIES_ZEROPAGE:]
+    ext_offset = align_up(CMDLINE_OFFSET + len(cmdline) + 1 + room, 16)
+    size = ext_offset + (SETUP_DATA_HEADER.size + len(extra) * E820_ENTRY.size if extra else 0)
+    spot = _low_space(free, align_up(size), PAGE_SIZE)
+    if spot is None:
+        raise PlanError(f"no free RAM for the zero page and command line{describe_limits(limits)}")
+    base = spot.start
+    setup = bytearray(size if extra else CMDLINE_OFFSET + len(cmdline) + 1)
+    setup[:ZERO_PAGE_SIZE] = build_zero_page(
+        kernel.header,
+        kernel_start=kernel.entry32,
+        cmd_line_ptr=base + CMDLINE_OFFSET,
+        initrd=initrd,
+        e820=e820,
+        setup_data=base + ext_offset if extra else 0,
+    )
+    setup[CMDLINE_OFFSET : CMDLINE_OFFSET + len(cmdline)] = cmdline
+    source = "zero page (boot_params) + command line"
+    if extra:
+        header = kernel.header
+        node = e820_ext_node(extra, next_node=header.setup_data if header.version >= 0x0209 else 0)
+        setup[ext_offset : ext_offset + len(node)] = node
+        source += f" + {len(extra)} e820 entries (SETUP_E820_EXT)"
+    return Segment(base, spot.size, bytes(setup), source)
 
 
 def _jump_back_room(preserve_context: bool) -> int:

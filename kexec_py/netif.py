@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 from typing import Iterable, Mapping
@@ -247,9 +248,8 @@ class RestorePlan:
 
 
 def _with_names(text: str, names: Mapping[int, str]) -> str:
-    for index, name in names.items():
-        text = text.replace(f"dev #{index}", f"dev {name}")
-    return text
+    """Route text with "dev #INDEX" turned into interface names where known."""
+    return re.sub(r"dev #(\d+)", lambda m: f"dev {names.get(int(m.group(1)), m.group(0)[4:])}", text)
 
 
 # --- pure planning -------------------------------------------------------------------------------

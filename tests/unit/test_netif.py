@@ -477,3 +477,12 @@ def test_netlink_errors_become_one_line():
 
 def test_kernel_error_type_is_kept_for_jump_failures():
     assert issubclass(netif.NetworkError, netif.KexecError) and not issubclass(netif.NetworkError, KernelError)
+
+
+@pytest.mark.parametrize("text, names, shown", [
+    ("default via 10.0.2.2 dev #2", {2: "eth0"}, "default via 10.0.2.2 dev eth0"),
+    ("10.0.0.0/8 nexthop dev #1 nexthop dev #10", {1: "eth1", 10: "eth10"}, "10.0.0.0/8 nexthop dev eth1 nexthop dev eth10"),
+    ("default dev #7", {2: "eth0"}, "default dev #7"),
+])
+def test_route_text_names_interfaces(text, names, shown):
+    assert netif._with_names(text, names) == shown
