@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import pytest
 
-from kexec_py.errors import ImageError, KexecError, PlanError, UsageError
+from kexec_py.errors import ImageError, PlanError, UsageError
 from kexec_py.flags import Arch
 from kexec_py.image_file import ImageFile
 from kexec_py.loaders import LoadRequest, Target, choose_loader
