@@ -7,15 +7,18 @@
 set -eu
 root="$1"
 
-mv "$root/usr/sbin/kexec" "$root/usr/sbin/kexec-tools"
+# kexec-tools stays as a binary for side-by-side runs, not as a package: our
+# .deb conflicts with it (both ship /usr/sbin/kexec) and guest/init installs it
+cp "$root/usr/sbin/kexec" "$root/usr/sbin/kexec-tools"
+chroot "$root" dpkg --purge kexec-tools
 
-# documentation, translations, caches, package-manager state beyond dpkg -l
+# documentation, translations, caches (dpkg's database stays: /init runs dpkg -i)
 rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
        "$root"/usr/share/locale/* "$root"/usr/share/i18n "$root"/usr/share/lintian \
        "$root"/usr/share/common-licenses "$root"/usr/share/zoneinfo \
        "$root"/usr/share/bash-completion "$root"/usr/lib/i386-linux-gnu/gconv \
        "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/* \
-       "$root"/var/lib/dpkg/info "$root"/var/log/*
+       "$root"/var/log/*
 # perl only ran maintainer scripts (debconf), all done now
 rm -rf "$root"/usr/bin/perl "$root"/usr/bin/perl5.* "$root"/usr/lib/i386-linux-gnu/perl-base \
        "$root"/usr/share/perl5

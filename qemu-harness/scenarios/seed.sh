@@ -2,7 +2,7 @@
 # The seed scenario, run as root inside the guest: load the kit's phy_mode
 # with KEXEC_PRESERVE_CONTEXT, jump to it three times, come back each time.
 set -eu
-payload=/usr/share/kexec-py/payloads/i386/phy_mode
+payload=/usr/lib/kexec-py/i386/phy_mode
 
 kexec --load-preserve-context --args-none "$payload"
 for jump in 1 2 3; do

@@ -7,21 +7,17 @@ order, later files replacing earlier ones), so a code change never rebuilds the 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import HARNESS_DIR, REPO_DIR, BuildError, run_logged
+from .build import HARNESS_DIR, BuildError
+from .package import build_deb
 from .rootfs import pack_cpio
 
 INIT = HARNESS_DIR / "guest" / "init"
-GUEST_SITE = Path("usr/lib/python3/dist-packages")
-GUEST_PAYLOADS = Path("usr/share/kexec-py/payloads")
+GUEST_DEB = Path("var/cache/kexec-py/kexec-py.deb")  # installed by guest/init
 GUEST_SCRIPT = Path("etc/vmharness/script")
 GUEST_WORKDIR = Path("root")
-LAUNCHER = "#!/usr/bin/python3\nfrom kexec_py.cli import main\nraise SystemExit(main())\n"
-OBJECT_SUFFIXES = {".o", ".d", ".cmd"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ def build_overlay(spec: RunSpec, workdir: Path) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     log = workdir / "overlay.log"
-    project_files(root, workdir / "build", log)
+    project_files(root)
     for add in spec.adds:
         _install(add, root / GUEST_WORKDIR / add.name, 0o755 if add.stat().st_mode & 0o111 else 0o644)
     if spec.script:
@@ -49,31 +45,9 @@ def build_overlay(spec: RunSpec, workdir: Path) -> Path:
     return out
 
 
-def project_files(root: Path, scratch: Path, log: Path) -> None:
-    """Install kexec-py into the guest tree `root` the way a user would get it: the package as
-    setup.py builds it (byte-compiled), the /usr/sbin/kexec launcher and the payload kit."""
-    build_base = scratch / "setup"
-    run_logged([sys.executable, "setup.py", "-q", "build", "--build-base", build_base], log,
-               cwd=REPO_DIR)
-    package = root / GUEST_SITE / "kexec_py"
-    shutil.copytree(build_base / "lib" / "kexec_py", package)
-    # checked-hash .pycs stay valid whatever mtime the files get; a host python of another
-    # version writes them under another cache tag, which the guest ignores
-    run_logged([sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash",
-                "-d", f"/{GUEST_SITE}/kexec_py", package], log)
-
-    launcher = root / "usr/sbin/kexec"
-    launcher.parent.mkdir(parents=True, exist_ok=True)
-    launcher.write_text(LAUNCHER)
-    launcher.chmod(0o755)
-
-    if (REPO_DIR / "csrc" / "Makefile").exists():
-        payloads = scratch / "payloads"
-        run_logged(["make", "-C", REPO_DIR / "csrc", f"O={payloads}"], log)
-        for built in sorted(p for p in payloads.rglob("*") if p.is_file()):
-            if built.suffix not in OBJECT_SUFFIXES and not built.name.startswith("."):
-                _install(built, root / GUEST_PAYLOADS / built.relative_to(payloads),
-                         built.stat().st_mode & 0o777)
+def project_files(root: Path) -> None:
+    """kexec-py the way a user gets it: the .deb, which the guest's /init installs with dpkg."""
+    _install(build_deb(), root / GUEST_DEB, 0o644)
 
 
 def _install(src: Path, dest: Path, mode: int) -> None:

@@ -486,3 +486,24 @@ def test_kernel_error_type_is_kept_for_jump_failures():
 ])
 def test_route_text_names_interfaces(text, names, shown):
     assert netif._with_names(text, names) == shown
+
+
+def _sysfs_net(tmp_path, flags_by_name):
+    for name, flags in flags_by_name.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "flags").write_text(f"{flags:#x}\n")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("interfaces, up", [
+    ({"lo": 0x9}, False),                          # loopback only
+    ({"lo": 0x9, "sit0": 0x80, "dum1": 0x82}, False),  # others exist but are down
+    ({"lo": 0x9, "dum0": 0x1083}, True),           # one up
+    ({"lo": 0x9, "veth1": 0x1003}, True),
+])
+def test_any_interface_up_reads_sysfs_flags(tmp_path, interfaces, up):
+    assert netif.any_interface_up(_sysfs_net(tmp_path, interfaces)) is up
+
+
+def test_any_interface_up_asks_rtnetlink_without_sysfs(tmp_path):
+    assert netif.any_interface_up(str(tmp_path / "missing")) is True

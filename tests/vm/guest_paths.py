@@ -1,6 +1,6 @@
 """Where things are inside the test guest."""
 
-PAYLOADS = "/usr/share/kexec-py/payloads/i386"
+PAYLOADS = "/usr/lib/kexec-py/i386"  
 PHY_MODE = f"{PAYLOADS}/phy_mode"
 ENTRY_REPORT = f"{PAYLOADS}/entry_report"
 KEXEC_TOOLS = "/usr/sbin/kexec-tools"  # Debian's kexec-tools, moved aside for side-by-side runs

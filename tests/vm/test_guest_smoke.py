@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from guest_paths import ENTRY_REPORT, PHY_MODE
 from vmharness.guest import Guest
 from vmharness.kernel import Variant, build_kernel
 
@@ -39,8 +40,18 @@ def test_kernel_config_has_kexec_jump() -> None:
 
 def test_python_and_tools(guest: Guest) -> None:
     guest.check("python3 -c 'import _cffi_backend, elftools, pyroute2, kexec_py'")
-    guest.check("test -x /usr/sbin/kexec && test -x /usr/sbin/kexec-tools && command -v setpriv")
-    assert guest.check("head -1 /usr/sbin/kexec").strip() == "#!/usr/bin/python3"
+    guest.check("test -x /usr/sbin/kexec-tools && command -v setpriv")
+
+
+def test_kexec_py_is_the_installed_deb(guest: Guest) -> None:
+    """The harness installs the .deb users get, not a copy of the sources."""
+    assert "Status: install ok installed" in guest.check("dpkg -s kexec-py")
+    assert guest.check("readlink -f /sbin/kexec").strip() == "/usr/sbin/kexec"
+    assert "/usr/sbin/kexec" in guest.check("dpkg -L kexec-py").split()
+    guest.check(f"test -f {PHY_MODE} && test -f {ENTRY_REPORT}")
+    purgatory = guest.check("python3 -c 'from kexec_py import purgatory; print(purgatory.default_purgatory_path())'")
+    assert purgatory.strip() == "/usr/lib/python3/dist-packages/kexec_py/data/purgatory.ro"
+    assert guest.check("kexec --version").strip() == "kexec-py 0.1.0"
 
 
 def test_run_vm_script_mode(tmp_path: Path) -> None:
