@@ -46,7 +46,7 @@ setup(
     setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15", "pyelftools>=0.29", "pyroute2>=0.7"],
     cffi_modules=["kexec_py/_ffi_build.py:ffibuilder"],
-    entry_points={"console_scripts": ["kexec = kexec_py.cli:main"]},
+    scripts=["bin/kexec"],
     cmdclass={"build": BuildWithPayloads},
     data_files=[
         # ELF payloads are not data for /usr/share (FHS; lintian arch-dependent-file-in-usr-share)

@@ -288,8 +288,8 @@ def _exec(args: argparse.Namespace, kernel) -> int:
     if not args.no_sync:
         kernel.sync()
     saved = None if args.no_ifdown else kernel.interfaces_down()
-    if saved is not None and args.debug:
-        sys.stderr.write(saved.describe() + "\n")
+    if args.debug and not args.no_ifdown:
+        sys.stderr.write((saved.describe() if saved else "ifdown: no interface but lo is up") + "\n")
     try:
         kernel.reboot_kexec()
     except BaseException as jump_failed:  # KernelError, or an interrupt: the network comes back

@@ -531,33 +531,10 @@ class _Rtnl:
                 raise NetworkError(f"cannot add {what}: {_reason(e)}") from e
 
 
-IFF_UP, IFF_LOOPBACK = 0x1, 0x8
-
-
-def any_interface_up(sys_class_net: str = "/sys/class/net") -> bool:
-    """Whether anything but loopback is up, from sysfs: when nothing is, `kexec -e`
-    never imports pyroute2 (over a second of start-up on a small machine)."""
-    try:
-        names = os.listdir(sys_class_net)
-    except OSError:
-        return True  # no sysfs view: ask rtnetlink
-    for name in names:
-        try:
-            with open(os.path.join(sys_class_net, name, "flags"), encoding="ascii") as f:
-                flags = int(f.read(), 16)
-        except (OSError, ValueError):
-            return True
-        if flags & IFF_UP and not flags & IFF_LOOPBACK:
-            return True
-    return False
-
-
 def take_down() -> Snapshot:
     """Record the state, then take every recorded interface down. If one cannot
     be taken down, bring back those that were and raise: the jump must not happen
     with the network half down."""
-    if not any_interface_up():
-        return Snapshot()
     with _Rtnl() as rtnl:
         snapshot = take_snapshot(rtnl.links(), rtnl.addresses(), rtnl.routes())
         done = []

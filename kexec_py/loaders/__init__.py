@@ -55,25 +55,29 @@ class ImageLoader(Protocol):
     def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage: ...
 
 
-def _table() -> list[ImageLoader]:
-    from kexec_py.loaders import bzimage, elf_x86
+# Probe order and the module of each type: a module is imported only when its
+# turn comes, so loading an ELF payload never imports the bzImage machinery.
+LOADER_MODULES = {"elf-x86": "elf_x86", "bzImage": "bzimage"}
 
-    return [elf_x86.LOADER, bzimage.LOADER]
+
+def _loader(type_name: str) -> ImageLoader:
+    import importlib
+
+    return importlib.import_module(f"kexec_py.loaders.{LOADER_MODULES[type_name]}").LOADER
 
 
 def type_names() -> list[str]:
-    return [loader.name for loader in _table()]
+    return list(LOADER_MODULES)
 
 
 def choose_loader(image: ImageFile, type_name: str | None) -> ImageLoader:
     """The loader named by -t, else the first whose probe accepts the file."""
-    table = _table()
     if type_name is not None:
-        for loader in table:
-            if loader.name == type_name:
-                return loader
-        raise UsageError(f"unknown image type {type_name!r} (known: {', '.join(type_names())})")
-    for loader in table:
+        if type_name not in LOADER_MODULES:
+            raise UsageError(f"unknown image type {type_name!r} (known: {', '.join(type_names())})")
+        return _loader(type_name)
+    for name in LOADER_MODULES:
+        loader = _loader(name)
         if loader.probe(image.data):
             return loader
     raise ImageError(f"{image.path}: cannot determine the file type (known: {', '.join(type_names())})")

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kexec_py.bootparams import synthetic_header
 from kexec_py.errors import ImageError, UsageError
 from kexec_py.flags import Arch
 from kexec_py.image_file import ImageFile
-from kexec_py.linux_boot import PlacedKernel, boot_linux, placement_limits, require_i386
 from kexec_py.loaders import LoadRequest, Target
 from kexec_py.planner import limits_window
 from kexec_py.ranges import PAGE_SIZE, align_up
@@ -45,6 +43,8 @@ class ElfX86Loader:
         if linux:
             if request.entry is not None:
                 raise UsageError("elf-x86 --args-linux: --entry does not apply (the kernel is entered at e_entry)")
+            from kexec_py.linux_boot import require_i386  # Linux boot machinery: only for --args-linux
+
             require_i386(target.arch, image.path)
         else:
             _check_args_none_request(request)
@@ -117,6 +117,9 @@ def _check_args_none_request(request: LoadRequest) -> None:
 def _boot_vmlinux(path: str, loaded: LoadedImage, request: LoadRequest, target: Target) -> LoadedImage:
     """A vmlinux carries no setup header: the zero page gets a synthetic one.
     Its PT_LOADs (bss included) are all it touches before reading e820."""
+    from kexec_py.bootparams import synthetic_header
+    from kexec_py.linux_boot import PlacedKernel, boot_linux, placement_limits
+
     limits = placement_limits(target.memory, request.mem_min, request.mem_max, request.preserve_context)
     kernel = PlacedKernel(
         path,

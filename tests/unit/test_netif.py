@@ -13,6 +13,7 @@ import pytest
 
 from kexec_py import netif
 from kexec_py.errors import KernelError
+from kexec_py.kernel import any_interface_up
 from kexec_py.netif import Address, NextHop, Snapshot
 from unit_support import REPO, FakeKernel
 
@@ -502,8 +503,8 @@ def _sysfs_net(tmp_path, flags_by_name):
     ({"lo": 0x9, "veth1": 0x1003}, True),
 ])
 def test_any_interface_up_reads_sysfs_flags(tmp_path, interfaces, up):
-    assert netif.any_interface_up(_sysfs_net(tmp_path, interfaces)) is up
+    assert any_interface_up(_sysfs_net(tmp_path, interfaces)) is up
 
 
 def test_any_interface_up_asks_rtnetlink_without_sysfs(tmp_path):
-    assert netif.any_interface_up(str(tmp_path / "missing")) is True
+    assert any_interface_up(str(tmp_path / "missing")) is True
