@@ -7,12 +7,11 @@ from __future__ import annotations
 import errno as E
 import os
 import struct
-from typing import TYPE_CHECKING
 
 from kexec_py.errors import KernelError, KexecError
 
-if TYPE_CHECKING:
-    from kexec_py.segments import KexecPlan
+# KexecPlan (kexec_py.segments) is named in annotations only: importing it, or
+# typing for TYPE_CHECKING, would cost `kexec -e` start-up time for nothing.
 
 KEXEC_PRESERVE_CONTEXT = 0x2  # flags.KexecFlags, not imported: `kexec -e` stays lean
 
