@@ -5,20 +5,9 @@
  * On its own so that a hosted test can link purgatory.o with a serial_putc
  * that writes to stdout.
  */
+#include <kit/io.h>
+
 #include "purgatory.h"
-
-static inline void outb(uint16_t port, uint8_t val)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(val), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t val;
-
-	__asm__ volatile("inb %1, %0" : "=a"(val) : "Nd"(port));
-	return val;
-}
 
 /* Wait for THR empty (LSR bit 5), bounded: a missing UART reads 0xff anyway,
  * and a wedged one must not keep purgatory from its message or its halt. */

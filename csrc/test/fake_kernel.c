@@ -8,19 +8,8 @@
  * "plain" on the command line: enter without preserve-context (no return).
  */
 #include <stdint.h>
+#include <kit/io.h>
 #include "fake_kernel.h"
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
 
 static void put(char c)
 {
