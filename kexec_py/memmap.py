@@ -88,7 +88,7 @@ def read_memory_map(root: str = "/") -> MemoryMap:
     """The firmware map from sysfs when the kernel exports it, else /proc/iomem."""
     sysfs = os.path.join(root, "sys/firmware/memmap")
     try:
-        if os.path.isdir(sysfs):
+        if os.path.isdir(sysfs) and os.listdir(sysfs):  # present but empty: use iomem
             regions, source = read_sysfs_memmap(root), sysfs
         else:
             regions, source = read_iomem(root), os.path.join(root, "proc/iomem")

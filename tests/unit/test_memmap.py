@@ -131,6 +131,14 @@ def test_iomem_when_there_is_no_sysfs_memmap(tmp_path):
     assert memory.ram() == QEMU_LIKE_RAM
 
 
+def test_iomem_when_the_sysfs_memmap_is_empty(tmp_path):
+    root = write_tree(tmp_path, iomem=QEMU_LIKE_IOMEM, meminfo_kb=515992)
+    os.makedirs(os.path.join(root, "sys/firmware/memmap"))
+    memory = read_memory_map(root)
+    assert memory.source == os.path.join(root, "proc/iomem")
+    assert memory.ram() == QEMU_LIKE_RAM
+
+
 def test_both_sources_give_the_same_usable_ram(tmp_path):
     sysfs = read_memory_map(write_tree(tmp_path / "a", sysfs=QEMU_LIKE_SYSFS, meminfo_kb=1))
     iomem = read_memory_map(write_tree(tmp_path / "b", iomem=QEMU_LIKE_IOMEM, meminfo_kb=1))
