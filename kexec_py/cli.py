@@ -217,11 +217,8 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool):
 
     arch = _target_arch(args)
     memory = read_memory_map(args.machine_root)
-    if args.mem_min is not None or args.mem_max is not None:
-        top = max(r.end for r in memory.ram()) - 1
-        low, high = args.mem_min or 0, top if args.mem_max is None else args.mem_max
-        if high < low:
-            raise UsageError(f"--mem-max {high:#x} is below --mem-min {low:#x}")
+    if args.mem_min is not None and args.mem_max is not None and args.mem_max < args.mem_min:
+        raise UsageError(f"--mem-max {args.mem_max:#x} is below --mem-min {args.mem_min:#x}")
     request = LoadRequest(
         args.args_style,
         args.entry,
