@@ -34,6 +34,7 @@ from kexec_py.errors import ImageError, PlanError
 from kexec_py.flags import Arch
 from kexec_py.holes import available, find_space, ram_size, ram_top_for_budget
 from kexec_py.image_file import ImageFile
+from kexec_py.loaders import LoadRequest
 from kexec_py.memmap import MemoryMap
 from kexec_py.ranges import PAGE_SIZE, Range, align_down, align_up, merge, subtract
 from kexec_py.segments import LoadedImage, Segment
@@ -134,15 +135,13 @@ def default_window(
 
 def boot_linux(
     kernel: PlacedKernel,
-    *,
+    request: LoadRequest,
     memory: MemoryMap,
     limits: tuple[Range, ...] | None,
-    command_line: str | None,
-    initrd_path: str | None,
-    preserve_context: bool,
-    no_checks: bool,
-    purgatory_path: str | None,
 ) -> LoadedImage:
+    """The zero page, initrd and purgatory around a placed kernel, as request asks."""
+    command_line, initrd_path = request.command_line, request.initrd
+    preserve_context, no_checks, purgatory_path = request.preserve_context, request.no_checks, request.purgatory
     ram = memory.ram()
     header = kernel.header
     cmdline = _command_line(kernel.path, header, command_line, preserve_context)

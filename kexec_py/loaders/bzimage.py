@@ -48,16 +48,7 @@ class BzImageLoader:
         require_i386(target.arch, path)
         limits = placement_limits(target.memory, request.mem_min, request.mem_max, request.preserve_context)
         kernel = place_kernel(path, header, image.data[header.setup_size :], target.memory.ram(), limits)
-        return boot_linux(
-            kernel,
-            memory=target.memory,
-            limits=limits,
-            command_line=request.command_line,
-            initrd_path=request.initrd,
-            preserve_context=request.preserve_context,
-            no_checks=request.no_checks,
-            purgatory_path=request.purgatory,
-        )
+        return boot_linux(kernel, request, target.memory, limits)
 
 
 def place_kernel(

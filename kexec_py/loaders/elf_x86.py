@@ -128,16 +128,7 @@ def _boot_vmlinux(path: str, loaded: LoadedImage, request: LoadRequest, target: 
         tuple(s.range for s in loaded.segments),
         loaded.entry,
     )
-    return boot_linux(
-        kernel,
-        memory=target.memory,
-        limits=limits,
-        command_line=request.command_line,
-        initrd_path=request.initrd,
-        preserve_context=request.preserve_context,
-        no_checks=request.no_checks,
-        purgatory_path=request.purgatory,
-    )
+    return boot_linux(kernel, request, target.memory, limits)
 
 
 LOADER = ElfX86Loader()
