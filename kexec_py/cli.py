@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         " kexec_jump_back_entry= on /proc/cmdline)")
 
     image = parser.add_argument_group("image")
-    image.add_argument("image", nargs="?", metavar="IMAGE", help="the file to load")
+    image.add_argument("image", nargs="?", metavar="IMAGE",
+                       help="the file to load; the name of an installed example payload"
+                       " (phy_mode, entry_report) works from any directory")
     image.add_argument("-t", "--type", metavar="TYPE",
                        help="image type instead of probing (elf-x86, bzImage)")
     args_style = image.add_mutually_exclusive_group()
@@ -229,7 +231,7 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool):
         initrd=args.initrd,
         no_checks=args.no_checks,
     )
-    image = ImageFile.open(args.image)
+    image = ImageFile.open(_image_path(args.image, arch.value))
     loader = choose_loader(image, args.type)
     # The loader decides the backup window: a Linux kernel's shapes its e820 map.
     loaded = loader.load(image, request, Target(arch, memory))
@@ -237,6 +239,17 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool):
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT
     return make_plan(loaded, int(flags), memory, loaded.backup_window)
+
+
+def _image_path(name: str, arch: str) -> str:
+    """name itself, or for a bare name that is no file here, the installed example of that name."""
+    import os
+
+    from kexec_py.paths import example_payload
+
+    if os.sep in name or os.path.exists(name):
+        return name
+    return example_payload(name, arch) or name
 
 
 def _command_line(args: argparse.Namespace) -> str | None:
