@@ -42,7 +42,12 @@ class Variant(str, enum.Enum):
 class Kernel:
     variant: Variant
     bzimage: Path
+    vmlinux: Path  # the same kernel as a plain ELF, for kexec --args-linux
     config: Path
+
+    @property
+    def built(self) -> bool:
+        return self.bzimage.exists() and self.vmlinux.exists()
 
 
 @dataclass(frozen=True)
@@ -110,11 +115,11 @@ def build_kernel(variant: Variant) -> Kernel:
     cache = cache_root() / "kernel"
     source = find_source(cache)
     final = cache / cache_key(source, variant)
-    kernel = Kernel(variant, final / "bzImage", final / "config")
-    if kernel.bzimage.exists():
+    kernel = Kernel(variant, final / "bzImage", final / "vmlinux", final / "config")
+    if kernel.built:
         return kernel
     with locked(cache / ".lock"):
-        if kernel.bzimage.exists():
+        if kernel.built:
             return kernel
         staging = final.with_suffix(".tmp")
         shutil.rmtree(staging, ignore_errors=True)
@@ -128,6 +133,7 @@ def build_kernel(variant: Variant) -> Kernel:
         run_logged([*MAKE, "bzImage"], log, cwd=tree)
         check_config(tree / ".config", variant)
         shutil.copy2(tree / "arch/x86/boot/bzImage", staging / "bzImage")
+        shutil.copy2(tree / "vmlinux", staging / "vmlinux")
         shutil.copy2(tree / ".config", staging / "config")
         publish(staging, final)
     return kernel

@@ -22,7 +22,7 @@ import pytest
 from guest_paths import KEXEC_TOOLS
 from vmharness.artifacts import prepare
 from vmharness.guest import BASE_CMDLINE, BootSpec, Guest, GuestTimeout
-from vmharness.kernel import Variant
+from vmharness.kernel import Variant, build_kernel
 from vmharness.overlay import RunSpec
 
 pytestmark = pytest.mark.vm
@@ -97,6 +97,19 @@ def test_plain_kexec_boots_the_kernel_and_its_initrd(guest_factory, images, load
     # first kernel had in /root are not, and nothing is loaded yet
     g.check("test -x /usr/sbin/kexec && test ! -e /root/bzImage")
     assert loaded(g) == "0"
+
+
+def test_plain_kexec_of_an_elf_vmlinux(guest_factory, images) -> None:
+    """The same kernel as a plain ELF: PT_LOADs at their physical addresses, booted
+    through the same zero page and purgatory (--args-linux)."""
+    vmlinux = build_kernel(Variant.PATCHED).vmlinux
+    g = guest_factory(run=RunSpec(adds=(vmlinux, images.initrd)))
+    tag = marker("vmlinux")
+    g.check(f"kexec -l --args-linux /root/vmlinux --initrd={INITRD} --reuse-cmdline --append={tag}",
+            timeout=LOAD_TIMEOUT)
+    exec_into_new_kernel(g)
+    assert g.check("cat /proc/cmdline").split() == [*BASE_CMDLINE.split(), tag]
+    g.check("test -x /usr/sbin/kexec")
 
 
 # --- 2. purgatory's SHA-256 check -----------------------------------------------------------
