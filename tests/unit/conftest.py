@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from kexec_py import cli
-from unit_support import CliResult, ElfBuilder, FakeKernel
+from unit_support import REPO, CliResult, ElfBuilder, FakeKernel
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,13 @@ def run_cli(capsys):
 
     return run
 
+
+@pytest.fixture(scope="session")
+def purgatory_build(tmp_path_factory) -> str:
+    """csrc/purgatory built once per session: the directory with purgatory.ro and its objects."""
+    out = tmp_path_factory.mktemp("purgatory-build")
+    result = subprocess.run(["make", "-s", "-C", os.path.join(REPO, "csrc", "purgatory"), f"O={out}"],
+                            capture_output=True, text=True)
+    if result.returncode:
+        pytest.fail(f"building csrc/purgatory failed:\n{result.stdout}{result.stderr}")
+    return str(out / "purgatory")

@@ -11,9 +11,7 @@ import glob
 import hashlib
 import json
 import os
-import shutil
 import struct
-import subprocess
 from dataclasses import replace
 
 import pytest
@@ -115,15 +113,8 @@ def initrd(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def purgatory_ro(tmp_path_factory) -> str:
-    if not shutil.which("make") or not shutil.which("gcc"):
-        pytest.skip("needs make and gcc to build csrc/purgatory")
-    out = tmp_path_factory.mktemp("purgatory-build")
-    result = subprocess.run(["make", "-s", "-C", os.path.join(REPO, "csrc", "purgatory"), f"O={out}"],
-                            capture_output=True, text=True)
-    if result.returncode:
-        pytest.fail(f"building purgatory failed:\n{result.stdout}{result.stderr}")
-    return str(out / "purgatory" / "purgatory.ro")
+def purgatory_ro(purgatory_build) -> str:
+    return os.path.join(purgatory_build, "purgatory.ro")
 
 
 @pytest.fixture(scope="session")

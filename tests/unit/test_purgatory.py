@@ -49,17 +49,8 @@ def run(argv, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> str:
-    if not shutil.which("make") or not shutil.which("gcc"):
-        pytest.skip("needs make and gcc")
-    out = tmp_path_factory.mktemp("build")
-    run(["make", "-s", "-C", PURGATORY_SRC, f"O={out}"])
-    return str(out / "purgatory")
-
-
-@pytest.fixture(scope="module")
-def ro_path(build_dir) -> str:
-    return os.path.join(build_dir, "purgatory.ro")
+def ro_path(purgatory_build) -> str:
+    return os.path.join(purgatory_build, "purgatory.ro")
 
 
 @pytest.fixture(scope="module")
@@ -530,7 +521,7 @@ int main(int argc, char **argv)
 
 
 @pytest.fixture(scope="module")
-def hosted_purgatory(build_dir, tmp_path_factory):
+def hosted_purgatory(purgatory_build, tmp_path_factory):
     """purgatory.o and sha256.o exactly as built for purgatory.ro, linked into a
     32-bit user program that plays the kernel's part and the serial port's."""
     tmp = tmp_path_factory.mktemp("hosted")
@@ -539,7 +530,7 @@ def hosted_purgatory(build_dir, tmp_path_factory):
     (tmp / "main.c").write_text(PURGATORY_MAIN)
     tool = tmp / "purgatory"
     run(["gcc", "-m32", "-no-pie", "-O2", "-Wall", "-Werror", "-I", PURGATORY_SRC, "-o", str(tool),
-         str(tmp / "main.c"), *(os.path.join(build_dir, o) for o in ("purgatory.o", "sha256.o"))])
+         str(tmp / "main.c"), *(os.path.join(purgatory_build, o) for o in ("purgatory.o", "sha256.o"))])
     return str(tool)
 
 
