@@ -13,7 +13,7 @@ from .arch import ARCHES
 from .artifacts import prepare
 from .build import BuildError, progress
 from .guest import BOOT_TIMEOUT, Guest, GuestDied, GuestTimeout
-from .kernel import Variant
+from .kernel import Variant, variants
 from .overlay import RunSpec
 
 EXIT_TIMEOUT = 124   # as timeout(1)
@@ -34,10 +34,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--append", metavar="ARGS", default="",
                         help="extra kernel command line arguments")
     parser.add_argument("--kernel-variant", type=Variant, choices=list(Variant),
-                        default=Variant.PATCHED, metavar="|".join(v.value for v in Variant))
+                        default=Variant.PATCHED, metavar="|".join(v.value for v in Variant),
+                        help="x86_64 has no unpatched kernel: 6.12.117 needs no patch")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
                         help="longest the script may run (default %(default)s)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.kernel_variant not in variants(ARCHES[args.arch]):
+        parser.error(f"--kernel-variant {args.kernel_variant.value}: the {args.arch} variants are "
+                     + ", ".join(v.value for v in variants(ARCHES[args.arch])))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,7 +60,7 @@ class KernelSource:
     tarball: Path
 
 
-def find_source(cache: Path, arch: GuestArch = I386) -> KernelSource:
+def find_source(cache: Path, arch: GuestArch) -> KernelSource:
     """The installed linux-source package, else the same package unpacked into the cache."""
     package = arch.source_package
     query = subprocess.run(["dpkg-query", "-W", "-f=${Status}\t${Version}", package],
@@ -84,7 +84,7 @@ def find_source(cache: Path, arch: GuestArch = I386) -> KernelSource:
     return KernelSource(version, unpacked)
 
 
-def cache_key(source: KernelSource, variant: Variant, arch: GuestArch = I386) -> str:
+def cache_key(source: KernelSource, variant: Variant, arch: GuestArch) -> str:
     # make's ARCH= is not a part of its own: each arch has its own fragment and source
     # package (so i386 keys stay what they were before x86_64 came)
     parts: list[str | bytes] = [source.version, arch.fragment.read_bytes(), variant.value]
@@ -93,7 +93,7 @@ def cache_key(source: KernelSource, variant: Variant, arch: GuestArch = I386) ->
     return digest(*parts)
 
 
-def required_settings(variant: Variant, arch: GuestArch = I386) -> dict[str, str]:
+def required_settings(variant: Variant, arch: GuestArch) -> dict[str, str]:
     """Symbol -> 'y' or 'n' for every line of the fragment and the variant's override."""
     wanted: dict[str, str] = {}
     for line in (arch.fragment.read_text() + variant.config_override).splitlines():
@@ -104,7 +104,7 @@ def required_settings(variant: Variant, arch: GuestArch = I386) -> dict[str, str
     return wanted
 
 
-def check_config(config: Path, variant: Variant, arch: GuestArch = I386) -> None:
+def check_config(config: Path, variant: Variant, arch: GuestArch) -> None:
     """olddefconfig silently drops symbols whose dependencies are off: refuse such a kernel."""
     text = config.read_text()
     actual = {m[1]: m[2] for m in re.finditer(r"^(CONFIG_\w+)=(.*)$", text, re.M)}
