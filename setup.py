@@ -10,10 +10,11 @@ from setuptools.command.build import build
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAYLOAD_BUILD = os.path.join("build", "payloads")
 EXAMPLES = ("phy_mode", "entry_report")
+PAYLOAD_ARCHES = ("i386", "x86_64")
 
 
 class BuildWithPayloads(build):
-    """Also build the freestanding i386 payload examples with the system gcc."""
+    """Also build the freestanding i386 and x86_64 payload examples with the system gcc."""
 
     def run(self):
         subprocess.run(["make", "-s", "-C", "csrc", f"O={os.path.join(HERE, PAYLOAD_BUILD)}"],
@@ -50,7 +51,8 @@ setup(
     cmdclass={"build": BuildWithPayloads},
     data_files=[
         # ELF payloads are not data for /usr/share (FHS; lintian arch-dependent-file-in-usr-share)
-        ("lib/kexec-py/i386", [os.path.join(PAYLOAD_BUILD, "i386", n) for n in EXAMPLES]),
+        *((f"lib/kexec-py/{arch}", [os.path.join(PAYLOAD_BUILD, arch, n) for n in EXAMPLES])
+          for arch in PAYLOAD_ARCHES),
         *kit_sources(),
     ],
 )

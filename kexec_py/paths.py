@@ -3,7 +3,7 @@
 setup.py's data_files put them below the installation prefix (sys.prefix:
 /usr for the Debian package, the venv for pip):
 
-  <prefix>/lib/kexec-py/<arch>/   prebuilt example payloads (ELF: not /usr/share)
+  <prefix>/lib/kexec-py/<arch>/   prebuilt example payloads, i386 and x86_64 (ELF: not /usr/share)
   <prefix>/share/kexec-py/kit/    the payload kit's sources, to build your own
 
 The purgatory is package data instead (kexec_py/data/purgatory.ro; see

@@ -1,6 +1,5 @@
 /*
- * i386/traps.c - report an exception taken by the payload, or a return
- * with nowhere to go, then halt.
+ * i386/traps.c - report an exception taken by the payload, then halt.
  *
  * Returning to the kernel after a fault is not an option: the payload's
  * state is unknown and the kernel would resume on top of it.  Halting keeps
@@ -17,19 +16,6 @@ struct kit_trap_frame {
 };
 
 void kit_exception(const struct kit_trap_frame *f) __attribute__((noreturn));
-void kit_no_return(void) __attribute__((noreturn));
-
-static const char *const names[32] = {
-	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-	"#BR bound range", "#UD invalid opcode", "#NM device not available",
-	"#DF double fault", "coprocessor segment overrun", "#TS invalid TSS",
-	"#NP segment not present", "#SS stack fault", "#GP general protection",
-	"#PF page fault", "reserved", "#MF x87 error", "#AC alignment check",
-	"#MC machine check", "#XM SIMD error", "#VE virtualization",
-	"#CP control protection", "reserved", "reserved", "reserved", "reserved",
-	"reserved", "reserved", "#HV hypervisor injection", "#VC VMM communication",
-	"#SX security", "reserved",
-};
 
 void kit_exception(const struct kit_trap_frame *f)
 {
@@ -39,7 +25,7 @@ void kit_exception(const struct kit_trap_frame *f)
 		kit_halt();
 	kit_console_newline();
 	kit_printf("kit: exception %u at EIP=0x%08x (%s) error=0x%08x\n",
-		   f->vector, f->eip, f->vector < 32 ? names[f->vector] : "?", f->error);
+		   f->vector, f->eip, kit_exception_name(f->vector), f->error);
 	kit_printf("kit: eax=0x%08x ebx=0x%08x ecx=0x%08x edx=0x%08x\n",
 		   f->eax, f->ebx, f->ecx, f->edx);
 	kit_printf("kit: esi=0x%08x edi=0x%08x ebp=0x%08x esp=0x%08x\n",
@@ -48,15 +34,5 @@ void kit_exception(const struct kit_trap_frame *f)
 		   f->cs & 0xffff, f->eflags, kit_read_cr0(), kit_read_cr2(),
 		   kit_read_cr3(), kit_read_cr4());
 	kit_puts("kit: halted\n");
-	kit_halt();
-}
-
-/* payload_main returned, but the kernel entered without preserve-context
- * (relocate_kernel then leaves 0 as return address): nowhere to return to. */
-void kit_no_return(void)
-{
-	kit_console_newline();
-	kit_puts("kit: payload returned but there is no kernel to return to"
-		 " (not loaded with --load-preserve-context); halted\n");
 	kit_halt();
 }

@@ -2,7 +2,8 @@
  * lib/printf.c - kit_printf, a small printf for the serial console.
  *
  * Numbers go through 64 bits so that %llx/%llu work, but never through
- * libgcc: a 64-by-32 division is two 32-bit `divl`s.
+ * libgcc: on i386 a 64-by-32 division is two 32-bit `divl`s (x86_64 has
+ * a 64-bit `div`).
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -13,6 +14,12 @@
  * its high half (the first remainder) is below base. */
 static uint32_t div64_32(uint64_t *n, uint32_t base)
 {
+#ifdef __x86_64__
+	uint32_t rem = (uint32_t)(*n % base);
+
+	*n /= base;
+	return rem;
+#else
 	uint32_t hi = (uint32_t)(*n >> 32), lo = (uint32_t)*n, qlo, rem;
 	uint32_t qhi = hi / base;
 
@@ -20,6 +27,7 @@ static uint32_t div64_32(uint64_t *n, uint32_t base)
 	__asm__("divl %4" : "=a"(qlo), "=d"(rem) : "a"(lo), "d"(rem), "rm"(base));
 	*n = ((uint64_t)qhi << 32) | qlo;
 	return rem;
+#endif
 }
 
 static int repeat(char c, int n)
@@ -95,8 +103,10 @@ int kit_vprintf(const char *fmt, va_list ap)
 		}
 		for (; *fmt >= '0' && *fmt <= '9'; fmt++)
 			sp.width = sp.width * 10 + (*fmt - '0');
+		/* longs >= 2: a 64-bit argument ('ll', 'j'; 'l' and 'z' on x86_64) */
 		for (; *fmt == 'l' || *fmt == 'z' || *fmt == 'j'; fmt++)
-			longs += *fmt == 'j' ? 2 : *fmt == 'l';	/* long, size_t: 32 bits */
+			longs += *fmt == 'j' ? 2 : *fmt == 'l' ? (sizeof(long) == 8 ? 2 : 1)
+				: (sizeof(size_t) == 8 ? 2 : 0);
 
 		switch (*fmt) {
 		case 'd':
@@ -113,7 +123,7 @@ int kit_vprintf(const char *fmt, va_list ap)
 			break;
 		case 'p':
 			sp.zero = 1;
-			sp.width = 10;
+			sp.width = 2 + 2 * (int)sizeof(void *);
 			count += put_number(&sp, (uintptr_t)va_arg(ap, void *), 16, 0, "0x");
 			break;
 		case 'c':

@@ -10,6 +10,9 @@ pass=0 fail=0
 run() {		# run NAME PAYLOAD CMDLINE [TIMEOUT]
 	"$T/run_qemu.sh" "$FK" "$2" "$3" "${4:-20}" >"$O/test/$1.log"
 }
+run64() {	# run64 NAME PAYLOAD CMDLINE [TIMEOUT]: long mode needs qemu-system-x86_64
+	QEMU=qemu-system-x86_64 "$T/run_qemu.sh" "$FK" "$2" "$3" "${4:-20}" >"$O/test/$1.log"
+}
 has() {		# has NAME LINE: LINE occurs, whole, in the log
 	grep -qxF -- "$2" "$O/test/$1.log" || { echo "  missing: $2"; return 1; }
 }
@@ -72,6 +75,52 @@ has no_return "phy_mode: hello from physical mode, call 1" || r=1
 has no_return "kit: payload returned but there is no kernel to return to (not loaded with --load-preserve-context); halted" || r=1
 lacks no_return "fake_kernel: return" || r=1
 verdict $r no_return
+
+# x86_64: the same under kexec_jump64 (relocate_kernel_64.S's contract)
+run64 phy_mode64 "$O/x86_64/phy_mode" calls=3
+r=0
+for k in 1 2 3; do
+	has phy_mode64 "phy_mode: hello from physical mode, call $k" || r=1
+	has phy_mode64 "fake_kernel: return $k ok" || r=1
+done
+count phy_mode64 "phy_mode:" 3 || r=1
+has phy_mode64 "fake_kernel: done" || r=1
+verdict $r phy_mode64
+
+run64 entry_report64 "$O/x86_64/entry_report" calls=2
+r=0
+for line in "entry_report: begin call 1" "entry_report: begin call 2" \
+	    "entry_report: rax=0x11111111a0a0a001" "entry_report: r15=0xffffffffa0a0a00f" \
+	    "entry_report: rsp=0x0000000000300ff8" "entry_report: stack_page=0x0000000000300000" \
+	    "entry_report: rflags=0x0000000000000002" "entry_report: cr4=0x0000000000000020" \
+	    "entry_report: cs=0x0000000000000010" "entry_report: ss=0x0000000000000018" \
+	    "entry_report: gdtr_limit=0x0000000000000000" "entry_report: idtr_base=0x0000000000000000" \
+	    "fake_kernel: return 2 ok" "fake_kernel: done"; do
+	has entry_report64 "$line" || r=1
+done
+count entry_report64 "entry_report: end" 2 || r=1
+count entry_report64 "entry_report: " 68 || r=1
+verdict $r entry_report64
+
+run64 check_payload64 "$O/test/check_payload64" calls=3 5
+r=0
+has check_payload64 "fake_kernel: return 1 ok" || r=1
+has check_payload64 "fake_kernel: return 2 ok" || r=1
+grep -q "^check_payload: own page table, cr3=0x0000000001[0-9a-f]\{6\} cr4=0xa0$" "$O/test/check_payload64.log" ||
+	{ echo "  missing: check_payload: own page table, cr3=... cr4=0xa0"; r=1; }
+has check_payload64 "check_payload: call 3" || r=1
+grep -q "^kit: exception 6 at RIP=0x00000000010[0-9a-f]\{5\} (#UD" "$O/test/check_payload64.log" ||
+	{ echo "  missing: kit: exception 6 at RIP=..."; r=1; }
+has check_payload64 "kit: halted" || r=1
+lacks check_payload64 "fake_kernel: done" || r=1
+verdict $r check_payload64
+
+run64 no_return64 "$O/x86_64/phy_mode" "calls=1 plain" 5
+r=0
+has no_return64 "phy_mode: hello from physical mode, call 1" || r=1
+has no_return64 "kit: payload returned but there is no kernel to return to (not loaded with --load-preserve-context); halted" || r=1
+lacks no_return64 "fake_kernel: return" || r=1
+verdict $r no_return64
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

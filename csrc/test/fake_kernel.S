@@ -9,6 +9,13 @@
  * It also checks what Linux silently relies on (see fake_kernel.c).
  * With "plain" on the command line it enters like a load without
  * preserve-context instead: `ret` into the image with 0 as return address.
+ *
+ * kexec_jump64 does what relocate_kernel_64.S (Linux 6.12) does instead, for
+ * an x86_64 payload: from a long-mode excursion (RAM below 1 GiB identity
+ * mapped, CR4 = PAE), DS/ES/SS/FS/GS = 0x18, GDTR and IDTR invalid,
+ * RFLAGS = 2, RSP = swap page + 0x1000 then `call`, and after the return
+ * `movq 0(%rsp),%rbp`.  It then reloads its GDT (as 6.12 does) and goes
+ * back to 32-bit protected mode.  Needs qemu-system-x86_64.
  */
 #include "fake_kernel.h"
 
@@ -119,10 +126,156 @@ kexec_jump:
 	popl	%ebx
 	ret
 
+/*
+ * uint32_t kexec_jump64(uint32_t entry, struct jump_result64 *r): one call
+ * into a 64-bit payload; returns the re-entry point read from the return slot.
+ */
+#define GARBAGE(n)	(0x1111111100000000 * n + 0xa0a0a000 + n)
+	.globl	kexec_jump64
+kexec_jump64:
+	pushl	%ebx
+	pushl	%esi
+	pushl	%edi
+	pushl	%ebp
+	pushfl
+	movl	28(%esp), %eax
+	movl	%eax, result64		/* struct jump_result64 * */
+	movl	%esp, saved_esp
+	cli
+	/* into long mode: PAE, our identity map, EFER.LME, paging */
+	movl	$kexec_pml4, %eax
+	movl	%eax, %cr3
+	movl	$0x20, %eax		/* CR4.PAE, as identity_mapped leaves it */
+	movl	%eax, %cr4
+	movl	$0xc0000080, %ecx	/* EFER */
+	rdmsr
+	orl	$0x100, %eax		/* LME */
+	wrmsr
+	movl	24(%esp), %edx		/* entry (rdmsr/wrmsr use EDX) */
+	movl	%cr0, %eax
+	orl	$0x80000000, %eax
+	movl	%eax, %cr0
+	ljmp	$KERNEL_CS64, $1f
+	.code64
+1:	movl	$KERNEL_DS64, %eax	/* machine_kexec: load_segments() */
+	movl	%eax, %ds
+	movl	%eax, %es
+	movl	%eax, %ss
+	movl	%eax, %fs
+	movl	%eax, %gs
+	/* (absolute addresses through registers: this object is ELF32, which has
+	 * no relocation for a 64-bit mode disp32) */
+	movl	$null_ptr64, %eax
+	lgdt	(%rax)			/* native_gdt_invalidate(), native_idt_invalidate() */
+	lidt	(%rax)
+	movl	%edx, %edx
+	movl	$plain_jump, %ecx
+	movl	(%rcx), %ecx
+	pushq	$0
+	popfq
+	movl	$SWAP_PAGE + 0x1000, %esp
+	jrcxz	2f
+	pushq	$0			/* without preserve-context: return address 0 */
+	pushq	%rdx
+	ret
+2:	movabsq	$GARBAGE(1), %rax	/* recognisable garbage in every register */
+	movabsq	$GARBAGE(2), %rbx
+	movabsq	$GARBAGE(3), %rcx
+	movabsq	$GARBAGE(5), %rsi
+	movabsq	$GARBAGE(6), %rdi
+	movabsq	$GARBAGE(7), %rbp
+	movabsq	$GARBAGE(8), %r8
+	movabsq	$GARBAGE(9), %r9
+	movabsq	$GARBAGE(10), %r10
+	movabsq	$GARBAGE(11), %r11
+	movabsq	$GARBAGE(12), %r12
+	movabsq	$GARBAGE(13), %r13
+	movabsq	$GARBAGE(14), %r14
+	movabsq	$GARBAGE(15), %r15
+	call	*%rdx
+	/* what relocate_kernel_64 does first: take the peer's re-entry point */
+	movq	0(%rsp), %rax
+	pushq	%rdx			/* a scratch register, below the slot */
+	movl	$result64, %edx
+	movl	(%rdx), %edx
+	movq	%rax, JR64_REENTRY(%rdx)
+	leaq	8(%rsp), %rax
+	movq	%rax, JR64_RSP(%rdx)
+	movq	%rbx, JR64_RBX(%rdx)
+	movq	%rbp, JR64_RBP(%rdx)
+	movq	%rsi, JR64_RSI(%rdx)
+	movq	%rdi, JR64_RDI(%rdx)
+	movq	%r8, JR64_R8(%rdx)
+	movq	%r9, JR64_R8 + 8(%rdx)
+	movq	%r10, JR64_R8 + 16(%rdx)
+	movq	%r11, JR64_R8 + 24(%rdx)
+	movq	%r12, JR64_R8 + 32(%rdx)
+	movq	%r13, JR64_R8 + 40(%rdx)
+	movq	%r14, JR64_R8 + 48(%rdx)
+	movq	%r15, JR64_R8 + 56(%rdx)
+	pushfq
+	popq	JR64_RFLAGS(%rdx)
+	sgdt	JR64_GDTR(%rdx)
+	sidt	JR64_IDTR(%rdx)
+	movq	%cr0, %rax
+	movq	%rax, JR64_CR0(%rdx)
+	movq	%cr3, %rax
+	movq	%rax, JR64_CR3(%rdx)
+	movq	%cr4, %rax
+	movq	%rax, JR64_CR4(%rdx)
+	xorl	%eax, %eax
+	movw	%cs, %ax
+	movq	%rax, JR64_CS(%rdx)
+	movw	%ds, %ax
+	movq	%rax, JR64_DS(%rdx)
+	movw	%es, %ax
+	movq	%rax, JR64_ES(%rdx)
+	movw	%ss, %ax
+	movq	%rax, JR64_SS(%rdx)
+	/* back: our GDT (6.12 reloads its own), 32-bit code, paging and LME off */
+	movl	$gdt_ptr64, %eax
+	lgdt	(%rax)
+	movl	$3f, %eax
+	pushq	$KERNEL_CS
+	pushq	%rax
+	lretq
+	.code32
+3:	movl	$KERNEL_DS, %ecx
+	movl	%ecx, %ds
+	movl	%ecx, %es
+	movl	%ecx, %ss
+	movl	$KERNEL_PERCPU, %ecx
+	movl	%ecx, %fs
+	xorl	%ecx, %ecx
+	movl	%ecx, %gs
+	movl	%cr0, %eax
+	andl	$0x7fffffff, %eax
+	movl	%eax, %cr0
+	movl	$0xc0000080, %ecx
+	rdmsr
+	andl	$~0x100, %eax
+	wrmsr
+	xorl	%eax, %eax
+	movl	%eax, %cr4
+	movl	%eax, %cr3
+	lgdt	gdt_ptr
+	movl	saved_esp, %esp
+	popfl
+	popl	%ebp
+	popl	%edi
+	popl	%esi
+	popl	%ebx
+	movl	result64, %eax
+	movl	JR64_REENTRY(%eax), %eax
+	ret
+
 	.data
 	.balign	8
 gdt:
-	.fill	12, 8, 0
+	.fill	2, 8, 0
+	.quad	0x00af9a000000ffff	/* 0x10 x86_64 __KERNEL_CS (L=1) */
+	.quad	0x00cf92000000ffff	/* 0x18 x86_64 __KERNEL_DS */
+	.fill	8, 8, 0
 	.quad	0x00cf9a000000ffff	/* 0x60 __KERNEL_CS */
 	.quad	0x00cf92000000ffff	/* 0x68 __KERNEL_DS */
 	.fill	13, 8, 0
@@ -136,6 +289,17 @@ gdt_ptr:
 null_ptr:
 	.word	0
 	.long	0
+	.balign	8
+	.skip	6
+gdt_ptr64:				/* lgdt in 64-bit mode: 64-bit base */
+	.word	gdt_end - gdt - 1
+	.long	gdt, 0
+	.skip	6
+null_ptr64:
+	.word	0
+	.quad	0
+result64:
+	.long	0
 saved_esp:
 	.long	0
 	.globl	plain_jump
@@ -146,5 +310,15 @@ plain_jump:				/* set by fake_main: "plain" on the command line */
 	.balign	16
 	.skip	16384
 stack_top:
+	.balign	4096
+	.globl	kexec_pml4
+kexec_pml4:				/* filled by fake_main: PML4 -> PDPT -> 2 MiB pages */
+	.skip	4096
+	.globl	kexec_pdpt
+kexec_pdpt:
+	.skip	4096
+	.globl	kexec_pd
+kexec_pd:
+	.skip	4096
 
 	.section .note.GNU-stack, "", @progbits

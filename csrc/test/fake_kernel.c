@@ -6,6 +6,8 @@
  *   fake_kernel: return K FAIL <item> got=0x... want=0x...
  * then "fake_kernel: done" and exit QEMU through isa-debug-exit (port 0xf4).
  * "plain" on the command line: enter without preserve-context (no return).
+ * An ELF64 payload is entered the way x86_64 Linux 6.12 enters it
+ * (kexec_jump64, in long mode) and checked against that contract.
  */
 #include <stdint.h>
 #include <kit/io.h>
@@ -63,6 +65,26 @@ static void expect(uint32_t call, const char *what, uint32_t got, uint32_t want)
 	failures++;
 }
 
+static void expect64(uint32_t call, const char *what, uint64_t got, uint64_t want)
+{
+	if (got == want)
+		return;
+	puts_("fake_kernel: return ");
+	dec(call);
+	puts_(" FAIL ");
+	puts_(what);
+	puts_(" got=");
+	hex((uint32_t)(got >> 32));
+	puts_(":");
+	hex((uint32_t)got);
+	puts_(" want=");
+	hex((uint32_t)(want >> 32));
+	puts_(":");
+	hex((uint32_t)want);
+	puts_("\n");
+	failures++;
+}
+
 struct mb_module {
 	uint32_t start, end, string, reserved;
 };
@@ -82,6 +104,82 @@ static uint32_t load_elf(const uint8_t *elf)
 			dst[j] = j < ph[4] ? elf[ph[1] + j] : 0;
 	}
 	return *(const uint32_t *)(elf + 24);		/* e_entry */
+}
+
+/* ELF64: everything below 4 GiB (the fake kernel runs in 32-bit mode) */
+static uint32_t load_elf64(const uint8_t *elf)
+{
+	uint32_t phoff = *(const uint32_t *)(elf + 32);	/* e_phoff (low half) */
+	uint16_t phnum = *(const uint16_t *)(elf + 56);
+
+	for (uint32_t i = 0; i < phnum; i++) {
+		const uint8_t *ph = elf + phoff + 56 * i;
+		uint8_t *dst = (uint8_t *)*(const uint32_t *)(ph + 24);	/* p_paddr */
+		uint32_t offset = *(const uint32_t *)(ph + 8);
+		uint32_t filesz = *(const uint32_t *)(ph + 32);
+		uint32_t memsz = *(const uint32_t *)(ph + 40);
+
+		if (*(const uint32_t *)ph != 1)			/* PT_LOAD */
+			continue;
+		for (uint32_t j = 0; j < memsz; j++)
+			dst[j] = j < filesz ? elf[offset + j] : 0;
+	}
+	return *(const uint32_t *)(elf + 24);		/* e_entry (low half) */
+}
+
+extern uint32_t kexec_pdpt[1024], kexec_pd[1024];
+
+/* The long-mode excursion's page table: 1 GiB identity mapped in 2 MiB pages. */
+static void identity_map(void)
+{
+	kexec_pml4[0] = (uint32_t)kexec_pdpt | 3;		/* present, writable */
+	kexec_pdpt[0] = (uint32_t)kexec_pd | 3;
+	for (uint32_t i = 0; i < 512; i++)
+		kexec_pd[2 * i] = (i << 21) | 0x83;	/* present, writable, 2 MiB */
+}
+
+#define GARBAGE(n)	(0x1111111100000000ull * (n) + 0xa0a0a000 + (n))
+
+static void check64(uint32_t entry, uint32_t calls)
+{
+	volatile uint32_t *above = (volatile uint32_t *)(SWAP_PAGE + 0x1000);
+	uint32_t start = entry;
+
+	identity_map();
+	for (uint32_t k = 1; k <= calls; k++) {
+		struct jump_result64 r;
+		uint32_t cr0;
+
+		__asm__ volatile("movl %%cr0, %0" : "=r"(cr0));
+		*above = 0xdeadbeef;
+		entry = kexec_jump64(entry, &r);
+		expect(k, "reentry", (uint32_t)r.reentry, start);
+		expect64(k, "rsp", r.rsp, SWAP_PAGE + 0xff8);
+		expect(k, "word-above-slot", *above, 0xdeadbeef);
+		expect64(k, "rbx", r.rbx, GARBAGE(2));
+		expect64(k, "rbp", r.rbp, GARBAGE(7));
+		expect64(k, "rsi", r.rsi, GARBAGE(5));
+		expect64(k, "rdi", r.rdi, GARBAGE(6));
+		for (uint32_t i = 0; i < 8; i++)
+			expect64(k, "r8-r15", r.r8_15[i], GARBAGE(8 + i));
+		expect64(k, "rflags", r.rflags, 0x2);
+		expect64(k, "gdtr_base", r.gdtr_base, 0);
+		expect(k, "gdtr_limit", r.gdtr_limit, 0);
+		expect64(k, "idtr_base", r.idtr_base, 0);
+		expect(k, "idtr_limit", r.idtr_limit, 0);
+		expect64(k, "cr0", r.cr0, cr0 | 0x80000000u);
+		expect64(k, "cr3", r.cr3, (uint32_t)kexec_pml4);
+		expect64(k, "cr4", r.cr4, 0x20);
+		expect64(k, "cs", r.cs, KERNEL_CS64);
+		expect64(k, "ds", r.ds, KERNEL_DS64);
+		expect64(k, "es", r.es, KERNEL_DS64);
+		expect64(k, "ss", r.ss, KERNEL_DS64);
+		if (!failures) {
+			puts_("fake_kernel: return ");
+			dec(k);
+			puts_(" ok\n");
+		}
+	}
 }
 
 /* where word occurs in the command line s, or 0 */
@@ -132,6 +230,10 @@ void fake_main(uint32_t magic, const uint32_t *mbi)
 	calls = cmdline_calls(cmdline);
 	plain_jump = find(cmdline, "plain") != 0;
 	mod = (const struct mb_module *)mbi[6];
+	if (((const uint8_t *)mod->start)[4] == 2) {	/* EI_CLASS: ELFCLASS64 */
+		check64(load_elf64((const uint8_t *)mod->start), calls);
+		goto done;
+	}
 	start = entry = load_elf((const uint8_t *)mod->start);
 	*mark = 0x5eed5eed;
 	for (uint32_t k = 1; k <= calls; k++) {
@@ -168,6 +270,7 @@ void fake_main(uint32_t magic, const uint32_t *mbi)
 			puts_(" ok\n");
 		}
 	}
+done:
 	puts_(failures ? "fake_kernel: done, FAILED\n" : "fake_kernel: done\n");
 out:
 	outb(0xf4, failures ? 1 : 0);	/* QEMU exits with (value << 1) | 1 */

@@ -5,6 +5,8 @@
 #define SWAP_PAGE		0x00300000	/* ESP = SWAP_PAGE + 0xffc in the payload */
 #define KERNEL_CS		0x60
 #define KERNEL_DS		0x68
+#define KERNEL_CS64		0x10	/* x86_64 Linux: __KERNEL_CS, __KERNEL_DS */
+#define KERNEL_DS64		0x18
 #define KERNEL_PERCPU		0xd8
 #define PERCPU_BASE		0x00ab0000	/* base of the 0xd8 descriptor */
 #define PERCPU_MARK_OFFSET	0x100
@@ -29,8 +31,45 @@
 #define JR_FS		72
 #define JR_FS_MARK	76
 
+/* struct jump_result64: the same after a 64-bit payload (kexec_jump64) */
+#define JR64_REENTRY	0
+#define JR64_RSP	8
+#define JR64_RBX	16
+#define JR64_RBP	24
+#define JR64_RSI	32
+#define JR64_RDI	40
+#define JR64_R8		48	/* r8..r15 at 48..104 */
+#define JR64_RFLAGS	112
+#define JR64_GDTR	126	/* 16-bit limit, then 64-bit base at 128 */
+#define JR64_IDTR	142	/* 16-bit limit, then 64-bit base at 144 */
+#define JR64_CR0	152
+#define JR64_CR3	160
+#define JR64_CR4	168
+#define JR64_CS		176
+#define JR64_DS		184
+#define JR64_ES		192
+#define JR64_SS		200
+
 #ifndef __ASSEMBLER__
 #include <stdint.h>
+
+struct jump_result64 {
+	uint64_t reentry, rsp, rbx, rbp, rsi, rdi, r8_15[8], rflags;
+	uint16_t pad0[3], gdtr_limit;
+	uint64_t gdtr_base;
+	uint16_t pad1[3], idtr_limit;
+	uint64_t idtr_base;
+	uint64_t cr0, cr3, cr4, cs, ds, es, ss;
+} __attribute__((aligned(8)));
+
+_Static_assert(__builtin_offsetof(struct jump_result64, gdtr_limit) == JR64_GDTR, "jump_result64");
+_Static_assert(__builtin_offsetof(struct jump_result64, idtr_limit) == JR64_IDTR, "jump_result64");
+_Static_assert(__builtin_offsetof(struct jump_result64, cr0) == JR64_CR0, "jump_result64");
+_Static_assert(__builtin_offsetof(struct jump_result64, ss) == JR64_SS, "jump_result64");
+
+/* 64-bit: what relocate_kernel_64.S does, from a long-mode excursion */
+uint32_t kexec_jump64(uint32_t entry, struct jump_result64 *r);
+extern uint32_t kexec_pml4[1024];	/* CR3 of the excursion: RAM below 1 GiB identity mapped */
 
 struct jump_result {
 	uint32_t reentry, esp, ebx, esi, edi, ebp, eflags;

@@ -9,10 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .artifacts import ARCHES, prepare
+from .arch import ARCHES
+from .artifacts import prepare
 from .build import BuildError, progress
 from .guest import BOOT_TIMEOUT, Guest, GuestDied, GuestTimeout
-from .kernel import Variant
+from .kernel import Variant, variants
 from .overlay import RunSpec
 
 EXIT_TIMEOUT = 124   # as timeout(1)
@@ -22,7 +23,7 @@ EXIT_BUILD_FAILED = 126
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run-vm", description=__doc__)
-    parser.add_argument("--arch", choices=ARCHES, default="i386")
+    parser.add_argument("--arch", choices=list(ARCHES), default="i386")
     parser.add_argument("--add", metavar="FILE", type=Path, action="append", default=[],
                         help="copy FILE into the guest's working directory (/root)")
     mode = parser.add_mutually_exclusive_group(required=True)
@@ -33,10 +34,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--append", metavar="ARGS", default="",
                         help="extra kernel command line arguments")
     parser.add_argument("--kernel-variant", type=Variant, choices=list(Variant),
-                        default=Variant.PATCHED, metavar="|".join(v.value for v in Variant))
+                        default=Variant.PATCHED, metavar="|".join(v.value for v in Variant),
+                        help="x86_64 has no unpatched kernel: 6.12.117 needs no patch")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
                         help="longest the script may run (default %(default)s)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.kernel_variant not in variants(ARCHES[args.arch]):
+        parser.error(f"--kernel-variant {args.kernel_variant.value}: the {args.arch} variants are "
+                     + ", ".join(v.value for v in variants(ARCHES[args.arch])))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="run-vm-") as tmp:
         try:
             boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add)), args.kernel_variant,
-                           args.mem, args.append)
+                           args.mem, args.append, args.arch)
         except BuildError as error:
             print(f"run-vm: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED
-        progress(f"booting the {args.kernel_variant.value} kernel with {args.mem} MiB (TCG)")
+        progress(f"booting the {args.arch} {args.kernel_variant.value} kernel with {args.mem} MiB (TCG)")
         if args.shell:
             # the user's terminal talks to the serial console directly; `exit` powers off
             return subprocess.run(boot.argv(interactive=True)).returncode

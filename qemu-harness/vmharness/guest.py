@@ -1,4 +1,4 @@
-"""A QEMU (TCG) i386 guest driven through its serial console with pexpect."""
+"""A QEMU (TCG) i386 or x86_64 guest driven through its serial console with pexpect."""
 
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ class BootSpec:
     mem_mb: int = 512
     append: str = ""
     qemu: str = "qemu-system-i386"
+    cpu: str = "qemu32"
 
     def argv(self, interactive: bool = False) -> list[str]:
         # signal=off: in an interactive session ^C belongs to the guest, not to QEMU
         chardev = "stdio,id=console" + (",signal=off" if interactive else "")
         cmdline = " ".join(filter(None, [BASE_CMDLINE, self.append]))
-        return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", "qemu32", "-smp", "1",
+        return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", self.cpu, "-smp", "1",
                 "-m", str(self.mem_mb), "-nodefaults", "-display", "none", "-no-reboot",
                 "-chardev", chardev, "-serial", "chardev:console",
                 "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline]

@@ -1,7 +1,8 @@
-"""Guest kernels: Debian's linux-source-6.1, tinyconfig + our fragment, our patches.
+"""Guest kernels: Debian's linux-source package of the arch (6.1 for i386, 6.12 for x86_64),
+tinyconfig + the arch's fragment, the arch's patches.
 
-All variants share one extracted tree and are built incrementally in it; each
-variant's bzImage is cached under a key of everything that went into it.
+All variants of one arch share one extracted tree and are built incrementally in it;
+each variant's bzImage is cached under a key of everything that went into it.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import (HARNESS_DIR, BuildError, cache_root, digest, locked, progress, publish,
-                    run_logged)
+from .arch import I386, GuestArch, guest_arch
+from .build import BuildError, cache_root, digest, locked, progress, publish, run_logged
 
-SOURCE_PACKAGE = "linux-source-6.1"
-KERNEL_DIR = HARNESS_DIR / "kernel"
-FRAGMENT = KERNEL_DIR / "i386.config"
-PATCH_DIR = KERNEL_DIR / "patches"
-MAKE = ["make", "ARCH=i386", f"-j{(os.cpu_count() or 1) + 1}"]
+JOBS = f"-j{(os.cpu_count() or 1) + 1}"
+
+
+def make(arch: GuestArch) -> list[str]:
+    return ["make", f"ARCH={arch.kernel_arch}", JOBS]
 
 
 class Variant(str, enum.Enum):
-    PATCHED = "patched"        # the kernel the tests use
-    UNPATCHED = "unpatched"    # proves the 32-bit return bug: resets on the first return
+    # the kernel the tests use: with the arch's patches (i386), or plain where the
+    # kernel needs none (x86_64: 6.12.117 has the upstream fix)
+    PATCHED = "patched"
+    UNPATCHED = "unpatched"    # i386 only: proves the 32-bit return bug (resets on the first return)
     NOJUMP = "nojump"          # KEXEC_JUMP off: preserve-context loads must get EINVAL
 
     @property
@@ -38,8 +41,14 @@ class Variant(str, enum.Enum):
         return "# CONFIG_KEXEC_JUMP is not set\n" if self is Variant.NOJUMP else ""
 
 
+def variants(arch: GuestArch) -> list[Variant]:
+    """`unpatched` exists only where `patched` differs from the plain kernel."""
+    return [v for v in Variant if v is not Variant.UNPATCHED or arch.patches()]
+
+
 @dataclass(frozen=True)
 class Kernel:
+    arch: GuestArch
     variant: Variant
     bzimage: Path
     vmlinux: Path  # the same kernel as a plain ELF, for kexec --args-linux
@@ -56,22 +65,23 @@ class KernelSource:
     tarball: Path
 
 
-def find_source(cache: Path) -> KernelSource:
+def find_source(cache: Path, arch: GuestArch) -> KernelSource:
     """The installed linux-source package, else the same package unpacked into the cache."""
-    query = subprocess.run(["dpkg-query", "-W", "-f=${Status}\t${Version}", SOURCE_PACKAGE],
+    package = arch.source_package
+    query = subprocess.run(["dpkg-query", "-W", "-f=${Status}\t${Version}", package],
                            capture_output=True, text=True)
-    tarball = Path(f"/usr/src/{SOURCE_PACKAGE}.tar.xz")
+    tarball = Path(f"/usr/src/{package}.tar.xz")
     if query.returncode == 0 and query.stdout.startswith("install ok installed") and tarball.exists():
         return KernelSource(query.stdout.split("\t")[1], tarball)
 
     deb_dir = cache / "deb"
-    unpacked = deb_dir / "root" / "usr" / "src" / f"{SOURCE_PACKAGE}.tar.xz"
-    debs = sorted(deb_dir.glob(f"{SOURCE_PACKAGE}_*.deb"))
+    unpacked = deb_dir / "root" / "usr" / "src" / f"{package}.tar.xz"
+    debs = sorted(deb_dir.glob(f"{package}_*.deb"))
     if not debs:
-        progress(f"{SOURCE_PACKAGE} is not installed: downloading it into {deb_dir}")
+        progress(f"{package} is not installed: downloading it into {deb_dir}")
         deb_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", SOURCE_PACKAGE], cwd=deb_dir, check=True)
-        debs = sorted(deb_dir.glob(f"{SOURCE_PACKAGE}_*.deb"))
+        subprocess.run(["apt-get", "download", package], cwd=deb_dir, check=True)
+        debs = sorted(deb_dir.glob(f"{package}_*.deb"))
     if not unpacked.exists():
         subprocess.run(["dpkg-deb", "-x", debs[-1], deb_dir / "root"], check=True)
     version = subprocess.run(["dpkg-deb", "-f", debs[-1], "Version"], capture_output=True,
@@ -79,21 +89,19 @@ def find_source(cache: Path) -> KernelSource:
     return KernelSource(version, unpacked)
 
 
-def patches() -> list[Path]:
-    return sorted(PATCH_DIR.glob("*.patch"))
-
-
-def cache_key(source: KernelSource, variant: Variant) -> str:
-    parts: list[str | bytes] = [source.version, FRAGMENT.read_bytes(), variant.value]
-    for patch in patches():
+def cache_key(source: KernelSource, variant: Variant, arch: GuestArch) -> str:
+    # make's ARCH= is not a part of its own: each arch has its own fragment and source
+    # package (so i386 keys stay what they were before x86_64 came)
+    parts: list[str | bytes] = [source.version, arch.fragment.read_bytes(), variant.value]
+    for patch in arch.patches():
         parts += [patch.name, patch.read_bytes()]
     return digest(*parts)
 
 
-def required_settings(variant: Variant) -> dict[str, str]:
+def required_settings(variant: Variant, arch: GuestArch) -> dict[str, str]:
     """Symbol -> 'y' or 'n' for every line of the fragment and the variant's override."""
     wanted: dict[str, str] = {}
-    for line in (FRAGMENT.read_text() + variant.config_override).splitlines():
+    for line in (arch.fragment.read_text() + variant.config_override).splitlines():
         if m := re.fullmatch(r"(CONFIG_\w+)=y", line):
             wanted[m[1]] = "y"
         elif m := re.fullmatch(r"# (CONFIG_\w+) is not set", line):
@@ -101,21 +109,25 @@ def required_settings(variant: Variant) -> dict[str, str]:
     return wanted
 
 
-def check_config(config: Path, variant: Variant) -> None:
+def check_config(config: Path, variant: Variant, arch: GuestArch) -> None:
     """olddefconfig silently drops symbols whose dependencies are off: refuse such a kernel."""
     text = config.read_text()
     actual = {m[1]: m[2] for m in re.finditer(r"^(CONFIG_\w+)=(.*)$", text, re.M)}
     wrong = [f"{sym} wanted {want}, got {actual.get(sym, 'n')}"
-             for sym, want in required_settings(variant).items() if actual.get(sym, "n") != want]
+             for sym, want in required_settings(variant, arch).items() if actual.get(sym, "n") != want]
     if wrong:
         raise BuildError(f"{config}: olddefconfig did not keep the fragment:\n  " + "\n  ".join(wrong))
 
 
-def build_kernel(variant: Variant) -> Kernel:
+def build_kernel(variant: Variant, arch: GuestArch | str = I386) -> Kernel:
+    arch = guest_arch(arch)
+    if variant not in variants(arch):
+        raise BuildError(f"no {variant.value} kernel for {arch.name}: its kernel needs no patch,"
+                         f" so `{Variant.PATCHED.value}` is the plain kernel")
     cache = cache_root() / "kernel"
-    source = find_source(cache)
-    final = cache / cache_key(source, variant)
-    kernel = Kernel(variant, final / "bzImage", final / "vmlinux", final / "config")
+    source = find_source(cache, arch)
+    final = cache / cache_key(source, variant, arch)
+    kernel = Kernel(arch, variant, final / "bzImage", final / "vmlinux", final / "config")
     if kernel.built:
         return kernel
     with locked(cache / ".lock"):
@@ -125,13 +137,13 @@ def build_kernel(variant: Variant) -> Kernel:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         log = staging / "build.log"
-        tree = _extracted_tree(cache, source, log)
-        progress(f"building the {variant.value} kernel in {tree} (log {log}; a first build "
-                 "takes about 5 minutes, later variants rebuild little)")
-        _set_patches(tree, patches() if variant.applies_patches else [], log)
-        _configure(tree, variant, log)
-        run_logged([*MAKE, "bzImage"], log, cwd=tree)
-        check_config(tree / ".config", variant)
+        tree = _extracted_tree(cache, source, arch, log)
+        progress(f"building the {arch.name} {variant.value} kernel in {tree} (log {log}; a first "
+                 "build takes 5-15 minutes, later variants rebuild little)")
+        _set_patches(tree, arch.patches() if variant.applies_patches else [], log)
+        _configure(tree, variant, arch, log)
+        run_logged([*make(arch), "bzImage"], log, cwd=tree)
+        check_config(tree / ".config", variant, arch)
         shutil.copy2(tree / "arch/x86/boot/bzImage", staging / "bzImage")
         shutil.copy2(tree / "vmlinux", staging / "vmlinux")
         shutil.copy2(tree / ".config", staging / "config")
@@ -139,9 +151,9 @@ def build_kernel(variant: Variant) -> Kernel:
     return kernel
 
 
-def _extracted_tree(cache: Path, source: KernelSource, log: Path) -> Path:
+def _extracted_tree(cache: Path, source: KernelSource, arch: GuestArch, log: Path) -> Path:
     root = cache / "src" / source.version
-    tree = root / SOURCE_PACKAGE
+    tree = root / arch.source_package
     done = root / ".extracted"
     if not done.exists():
         progress(f"extracting {source.tarball}")
@@ -173,7 +185,7 @@ def _set_patches(tree: Path, wanted: list[Path], log: Path) -> None:
         shutil.copy2(patch, applied_dir / f"{index:04d}-{patch.name}")
 
 
-def _configure(tree: Path, variant: Variant, log: Path) -> None:
+def _configure(tree: Path, variant: Variant, arch: GuestArch, log: Path) -> None:
     """tinyconfig + fragment (+ variant override) + olddefconfig.
 
     Regenerating .config from scratch every time keeps variants independent; Kconfig only
@@ -181,8 +193,8 @@ def _configure(tree: Path, variant: Variant, log: Path) -> None:
     """
     override = tree / ".vmharness-override.config"
     override.write_text(variant.config_override)
-    run_logged([*MAKE, "tinyconfig"], log, cwd=tree)
-    run_logged(["scripts/kconfig/merge_config.sh", "-m", "-O", ".", ".config", FRAGMENT, override],
-               log, cwd=tree)
-    run_logged([*MAKE, "olddefconfig"], log, cwd=tree)
-    check_config(tree / ".config", variant)
+    run_logged([*make(arch), "tinyconfig"], log, cwd=tree)
+    run_logged(["scripts/kconfig/merge_config.sh", "-m", "-O", ".", ".config", arch.fragment,
+                override], log, cwd=tree)
+    run_logged([*make(arch), "olddefconfig"], log, cwd=tree)
+    check_config(tree / ".config", variant, arch)

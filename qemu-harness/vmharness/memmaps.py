@@ -19,7 +19,8 @@ from .build import REPO_DIR, progress
 from .guest import Guest
 
 DATA_DIR = REPO_DIR / "tests" / "data" / "memmaps"
-GUEST_MEMORY_MB = (512, 128)
+# the planner's unit tests use these guests: i386 with -m 512 and -m 128, x86_64 with -m 512
+GUEST_MEMORY_MB = {"i386": (512, 128), "x86_64": (512,)}
 
 
 def collect() -> dict[str, str]:
@@ -49,15 +50,20 @@ def write_tree(files: dict[str, str], dest: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dest", type=Path, default=DATA_DIR)
+    parser.add_argument("--arch", choices=list(GUEST_MEMORY_MB), action="append",
+                        help="record only this guest architecture (repeatable; default: all"
+                        " guests and this host)")
     args = parser.parse_args()
-    for mem_mb in GUEST_MEMORY_MB:
-        with tempfile.TemporaryDirectory(prefix="memmaps-") as tmp:
-            with Guest(prepare(Path(tmp), mem_mb=mem_mb)) as guest:
-                guest.wait_for_shell()
-                write_tree(snapshot_guest(guest), args.dest / f"qemu-i386-{mem_mb}M")
-        progress(f"recorded qemu-i386-{mem_mb}M")
-    write_tree(collect(), args.dest / "host-x86_64")
-    progress("recorded host-x86_64")
+    for arch in args.arch or list(GUEST_MEMORY_MB):
+        for mem_mb in GUEST_MEMORY_MB[arch]:
+            with tempfile.TemporaryDirectory(prefix="memmaps-") as tmp:
+                with Guest(prepare(Path(tmp), mem_mb=mem_mb, arch=arch)) as guest:
+                    guest.wait_for_shell()
+                    write_tree(snapshot_guest(guest), args.dest / f"qemu-{arch}-{mem_mb}M")
+            progress(f"recorded qemu-{arch}-{mem_mb}M")
+    if not args.arch:
+        write_tree(collect(), args.dest / "host-x86_64")
+        progress("recorded host-x86_64")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The guest's base root filesystem: Debian i386 from mmdebstrap, packed as a newc cpio.
+"""The guest's base root filesystem: Debian (i386 or amd64) from mmdebstrap, packed as a newc cpio.
 
 Cached under a key of its inputs; the per-run overlay (overlay.py) is appended to it,
 so changing the project's code never rebuilds this.
@@ -11,10 +11,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .arch import I386, GuestArch, guest_arch
 from .build import HARNESS_DIR, BuildError, cache_root, digest, locked, progress, publish, run_logged
 
 SUITE = "bookworm"
-ARCH = "i386"
 VARIANT = "essential"  # Essential:yes + our packages; minbase would add apt and friends
 PACKAGES = (
     "python3", "python3-cffi-backend", "python3-pyelftools", "python3-pyroute2",
@@ -70,15 +70,16 @@ def _deb822_fields(stanza: str) -> dict[str, str]:
     return fields
 
 
-def cache_key() -> str:
-    return digest(SUITE, ARCH, VARIANT, ",".join(PACKAGES), HOOK.read_bytes(),
-                  str(MERGED_USR_HOOKS), ZSTD)
+def cache_key(arch: GuestArch) -> str:
+    return digest(SUITE, arch.debian_arch, VARIANT, ",".join(PACKAGES), HOOK.read_bytes(),
+                  arch.multiarch, str(MERGED_USR_HOOKS), ZSTD)
 
 
-def build_rootfs() -> Path:
+def build_rootfs(arch: GuestArch | str = I386) -> Path:
     """Path of the cached base initramfs, building it on a miss."""
+    arch = guest_arch(arch)
     cache = cache_root() / "rootfs"
-    final = cache / cache_key()
+    final = cache / cache_key(arch)
     archive = final / ARCHIVE
     if archive.exists():
         return archive
@@ -91,11 +92,12 @@ def build_rootfs() -> Path:
         log = staging / "build.log"
         tree = staging / "tree"
         mirror = debian_mirror()
-        progress(f"building the Debian {SUITE} {ARCH} rootfs from {mirror} (log {log}; "
+        progress(f"building the Debian {SUITE} {arch.debian_arch} rootfs from {mirror} (log {log}; "
                  "first time only, about 2 minutes)")
-        run_logged(["mmdebstrap", f"--arch={ARCH}", f"--variant={VARIANT}",
+        run_logged(["mmdebstrap", f"--arch={arch.debian_arch}", f"--variant={VARIANT}",
                     f"--include={','.join(PACKAGES)}", f"--hook-dir={MERGED_USR_HOOKS}",
-                    f"--customize-hook=sh {HOOK} \"$1\"", SUITE, tree, mirror], log)
+                    f"--customize-hook=sh {HOOK} \"$1\" {arch.multiarch}", SUITE, tree, mirror],
+                   log)
         pack_cpio(tree, staging / ARCHIVE, log)
         shutil.rmtree(tree)
         publish(staging, final)

@@ -39,6 +39,7 @@ def test_contents(deb):
     paths = {line.split()[5].lstrip(".") for line in listing.splitlines()}
     for path in ("/usr/sbin/kexec", "/usr/share/man/man8/kexec.8.gz",
                  "/usr/lib/kexec-py/i386/phy_mode", "/usr/lib/kexec-py/i386/entry_report",
+                 "/usr/lib/kexec-py/x86_64/phy_mode", "/usr/lib/kexec-py/x86_64/entry_report",
                  "/usr/lib/python3/dist-packages/kexec_py/cli.py",
                  "/usr/lib/python3/dist-packages/kexec_py/_kexec_ffi.py",
                  "/usr/lib/python3/dist-packages/kexec_py/data/purgatory.ro",

@@ -234,17 +234,21 @@ def test_recorded_host_iomem_agrees_with_sysfs():
     assert MemoryMap(tuple(regions), 0, "iomem").ram() == HOST_RAM
 
 
-# QEMU's SeaBIOS e820 for an i386 guest, recorded by qemu-harness (vmharness.memmaps):
+# QEMU's SeaBIOS e820 for the guests, recorded by qemu-harness (vmharness.memmaps):
 # RAM 0x0-0x9fbff and 0x100000-(top - 128 KiB). MemTotal depends on the guest kernel's build.
+# The x86_64 guest (-cpu qemu64, an AMD CPU model) also gets QEMU's reservation of the
+# HyperTransport hole below 1 TiB.
+HT_HOLE = MemoryRegion(Range(0xFD00000000, 0x10000000000), RESERVED)
 QEMU_TREES = {
-    "qemu-i386-512M": (0x1FFE0000, 515088),
-    "qemu-i386-128M": (0x07FE0000, 125232),
+    "qemu-i386-512M": (0x1FFE0000, 515088, []),
+    "qemu-i386-128M": (0x07FE0000, 125232, []),
+    "qemu-x86_64-512M": (0x1FFE0000, 505836, [HT_HOLE]),
 }
 
 
 @pytest.mark.parametrize("name", QEMU_TREES)
 def test_recorded_qemu_memory_map(name):
-    ram_top, memtotal_kb = QEMU_TREES[name]
+    ram_top, memtotal_kb, above_4g = QEMU_TREES[name]
     root = recorded_tree(name)
     memory = read_memory_map(root)
     assert memory.source == os.path.join(root, "sys/firmware/memmap")
@@ -255,6 +259,7 @@ def test_recorded_qemu_memory_map(name):
         MemoryRegion(Range(0x100000, ram_top), RAM),
         MemoryRegion(Range(ram_top, ram_top + 0x20000), RESERVED),
         MemoryRegion(Range(0xFFFC0000, 0x100000000), RESERVED),  # the BIOS below 4 GiB
+        *above_4g,
     ]
     assert memory.total_ram == memtotal_kb * 1024
     assert memory.ram() == [Range(0x1000, 0x9F000), Range(0x100000, ram_top)]
@@ -262,7 +267,7 @@ def test_recorded_qemu_memory_map(name):
 
 @pytest.mark.parametrize("name", QEMU_TREES)
 def test_recorded_qemu_iomem_agrees_with_sysfs(name):
-    ram_top, _ = QEMU_TREES[name]
+    ram_top, _, _ = QEMU_TREES[name]
     regions = read_iomem(recorded_tree(name))
     assert [r for r in regions if r.type == RAM] == [
         MemoryRegion(Range(0x1000, 0x9FC00), RAM),

@@ -1,6 +1,7 @@
-"""The csrc/ payload kit's output, as kexec-py sees it: i386 physical-mode ELF payloads
-(ELF32, EM_386, ET_EXEC, page-aligned PT_LOADs at PHYS_ADDR, entry _start), built
-with make into a temporary directory, then planned with --dry-run."""
+"""The csrc/ payload kit's output, as kexec-py sees it: i386 and x86_64 physical-mode ELF
+payloads (ELF32/EM_386 and ELF64/EM_X86_64, ET_EXEC, page-aligned PT_LOADs at PHYS_ADDR,
+entry _start), built with make into a temporary directory, then planned with --dry-run
+(x86_64: for the recorded x86_64 guest)."""
 
 import json
 import os
@@ -10,11 +11,23 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from kexec_py.ranges import PAGE_SIZE, align_up
-from unit_support import HOST_TREE, REPO
+from unit_support import HOST_TREE, REPO, recorded_tree
 
 KIT = os.path.join(REPO, "csrc")
 EXAMPLES = ["phy_mode", "entry_report"]
+ARCHES = ["i386", "x86_64"]
 DEFAULT_PHYS_ADDR = 0x01000000
+# arch -> (ELF class, machine, kexec_load flags of a preserve-context load, the other arch)
+ELF_FACTS = {
+    "i386": ("ELFCLASS32", "EM_386", 0x30002, "x86_64"),
+    "x86_64": ("ELFCLASS64", "EM_X86_64", 0x3E0002, "i386"),
+}
+# where each arch's example is planned: this host's recorded map, the x86_64 guest's
+MACHINES = {"i386": HOST_TREE, "x86_64": "qemu-x86_64-512M"}
+
+
+def machine_root(arch):
+    return HOST_TREE if MACHINES[arch] == HOST_TREE else recorded_tree(MACHINES[arch])
 
 
 def make(*args):
@@ -25,7 +38,7 @@ def make(*args):
 
 @pytest.fixture(scope="session")
 def kit_dir(tmp_path_factory):
-    """`make -C csrc O=DIR`: the examples in DIR/i386/."""
+    """`make -C csrc O=DIR`: the examples in DIR/i386/ and DIR/x86_64/."""
     out = tmp_path_factory.mktemp("kit")
     result = make(f"O={out}")
     assert result.returncode == 0, f"make -C csrc O={out} failed:\n{result.stderr}"
@@ -83,16 +96,22 @@ def expected_segments(path, loads):
     ]
 
 
+@pytest.fixture(params=ARCHES)
+def arch(request):
+    return request.param
+
+
 @pytest.fixture(params=EXAMPLES)
-def example(request, kit_dir):
-    path = os.path.join(kit_dir, "i386", request.param)
+def example(request, kit_dir, arch):
+    path = os.path.join(kit_dir, arch, request.param)
     assert os.path.isfile(path), f"make did not produce {path}"
     return path
 
 
-def test_example_is_an_i386_executable(example):
+def test_example_is_an_executable_of_its_arch(example, arch):
     header, loads, start, _, _ = elf_facts(example)
-    assert (header["e_ident"]["EI_CLASS"], header["e_machine"], header["e_type"]) == ("ELFCLASS32", "EM_386", "ET_EXEC")
+    elf_class, machine, _, _ = ELF_FACTS[arch]
+    assert (header["e_ident"]["EI_CLASS"], header["e_machine"], header["e_type"]) == (elf_class, machine, "ET_EXEC")
     assert header["e_entry"] == start  # entered at _start
     assert loads, "no PT_LOAD"
     assert all(p.p_paddr % PAGE_SIZE == 0 for p in loads)
@@ -100,17 +119,40 @@ def test_example_is_an_i386_executable(example):
     assert all(p.p_paddr == p.p_vaddr for p in loads)  # paging is off: linked where it runs
 
 
-def test_example_plan(example, capsys):
+def test_example_plan(example, arch, capsys):
     _, loads, start, _, _ = elf_facts(example)
     capsys.readouterr()
-    assert dry_run(example) == 0
+    assert dry_run(example, machine_root(arch), arch) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan == {"entry": start, "flags": 0x30002, "segments": expected_segments(example, loads)}
+    assert plan == {"entry": start, "flags": ELF_FACTS[arch][2], "segments": expected_segments(example, loads)}
 
 
-def test_example_is_refused_for_an_x86_64_kernel(example, capsys):
-    assert dry_run(example, arch="x86_64") == 255
-    assert "EM_386 image, but x86_64 kernels enter EM_X86_64 images" in capsys.readouterr().err
+def test_example_is_refused_for_a_kernel_of_the_other_arch(example, arch, capsys):
+    _, machine, _, other = ELF_FACTS[arch]
+    assert dry_run(example, machine_root(other), other) == 255
+    assert f"{machine} image, but {other} kernels enter {ELF_FACTS[other][1]} images" in capsys.readouterr().err
+
+
+def test_x86_64_example_on_the_recorded_guest_with_a_backup_window(kit_dir, capsys):
+    """The x86_64 guest of the VM tests (-m 512): --mem-max adds zero-filled scratch after
+    the image; a window of more than half of its RAM is explained."""
+    path = os.path.join(kit_dir, "x86_64", "phy_mode")
+    _, loads, _, _, _ = elf_facts(path)
+    end = DEFAULT_PHYS_ADDR + align_up(loads[0].p_memsz)
+    from kexec_py.cli import main
+
+    argv = ["--dry-run", "--json", "--arch", "x86_64", "--machine-root", recorded_tree("qemu-x86_64-512M"),
+            "--load-preserve-context", "--args-none", "--mem-min", "0x1000000"]
+    capsys.readouterr()
+    assert main([*argv, "--mem-max", "0x2ffffff", path]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["flags"] == 0x3E0002
+    assert plan["segments"] == expected_segments(path, loads) + [
+        {"mem": end, "memsz": 0x3000000 - end, "bufsz": 0, "source": "backup (zero-filled scratch)"}]
+    assert main([*argv, "--mem-max", "0x1ffdffff", path]) == 255
+    assert capsys.readouterr().err == (
+        f"kexec: segment {end:#x}-0x1ffdffff needs {(0x1ffe0000 - end) // 1024} KiB but the kernel refuses"
+        " (EINVAL) more than half of RAM (252918 KiB of 505836 KiB): narrow --mem-min/--mem-max\n")
 
 
 def test_user_payload_at_a_custom_address(user_payload, capsys):
@@ -125,6 +167,41 @@ def test_user_payload_at_a_custom_address(user_payload, capsys):
     assert dry_run(user_payload) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan == {"entry": 0x2400000, "flags": 0x30002, "segments": expected_segments(user_payload, loads)}
+
+
+def test_user_payload_for_x86_64(tmp_path, capsys):
+    """ARCH=x86_64: the same kit, a 64-bit image; its entry state has 64-bit registers."""
+    source = tmp_path / "hello64.c"
+    source.write_text(
+        "#include <kit/kit.h>\n"
+        "_Static_assert(sizeof(kit_reg_t) == 8, \"64-bit registers\");\n"
+        "int payload_main(const struct kit_entry_state *entry)\n"
+        "{\n"
+        "\tkit_printf(\"r15=\" KIT_REG_FMT \" %p %lx\\n\", entry->r15, (void *)entry, entry->rsp);\n"
+        "\treturn 0;\n"
+        "}\n"
+    )
+    out = tmp_path / "hello64"
+    result = make(f"PAYLOAD={source}", f"OUT={out}", "ARCH=x86_64", "PHYS_ADDR=0x3000000")
+    assert result.returncode == 0, f"building {source} for x86_64 failed:\n{result.stderr}"
+    header, loads, start, _, _ = elf_facts(out)
+    assert (header["e_ident"]["EI_CLASS"], header["e_machine"]) == ("ELFCLASS64", "EM_X86_64")
+    assert loads[0].p_paddr == start == header["e_entry"] == 0x3000000
+    capsys.readouterr()
+    assert dry_run(str(out), machine_root("x86_64"), "x86_64") == 0
+    assert json.loads(capsys.readouterr().out)["flags"] == 0x3E0002
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ARCH=arm64"], "ARCH=arm64: the kit builds for i386 x86_64"),
+    (["ARCH=x86_64", "PHYS_ADDR=0x80000000"], "x86_64: the image must end below 2 GiB"),
+])
+def test_bad_arch_or_address_is_refused(tmp_path, args, message):
+    source = tmp_path / "p.c"
+    source.write_text("#include <kit/kit.h>\nint payload_main(const struct kit_entry_state *e) { (void)e; return 0; }\n")
+    result = make(f"PAYLOAD={source}", f"OUT={tmp_path / 'p'}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_unaligned_phys_addr_is_refused_at_link_time(tmp_path):

@@ -1,8 +1,10 @@
-"""The payload kit's trampoline under csrc/test/fake_kernel: a multiboot kernel
+"""The payload kit's trampolines under csrc/test/fake_kernel: a multiboot kernel
 that enters and re-enters payloads exactly as relocate_kernel_32.S does on a
-preserve-context jump (invalid GDTR/IDTR, CR4=0, ESP at the top of a swap page)
-and checks every register and the re-entry word after each return. Runs in
-QEMU (TCG) without building Linux; real kernels are exercised in tests/vm."""
+preserve-context jump (invalid GDTR/IDTR, CR4=0, ESP at the top of a swap page),
+and x86_64 payloads as relocate_kernel_64.S does (long mode on an identity map,
+CR4=PAE, CS=0x10, DS/ES/SS=0x18, RSP = swap page + 0xff8), and checks every
+register and the re-entry word after each return. Runs in QEMU (TCG) without
+building Linux; real kernels are exercised in tests/vm."""
 
 import subprocess
 from pathlib import Path
@@ -18,3 +20,6 @@ def test_trampoline_contract_under_fake_kernel(tmp_path):
     assert result.returncode == 0, report + logs
     assert "FAIL" not in report, report + logs
     assert " 0 failed" in report, report + logs
+    for check in ("phy_mode", "entry_report", "check_payload", "no_return"):
+        for name in (check, check + "64"):
+            assert f"PASS {name}\n" in report, report + logs

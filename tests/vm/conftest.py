@@ -1,9 +1,10 @@
 """Fixtures for tests that boot QEMU guests (see qemu-harness/).
 
-`guest`: one shell-mode guest on the patched kernel, shared by the session; for tests
-that leave it usable. `guest_factory`: fresh guests (kernel variant, memory, command
-line, script) for tests that crash or reboot them. A failing test's report carries the
-console of every guest it used.
+`guest`: one shell-mode i386 guest on the patched kernel, shared by the session; for
+tests that leave it usable. `arch_guest`: the same for each guest architecture (a test
+that takes it runs once per arch; `arch` names the one). `guest_factory`: fresh guests
+(arch, kernel variant, memory, command line, script) for tests that crash or reboot
+them. A failing test's report carries the console of every guest it used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "qemu-harness"))
 
+from vmharness.arch import ARCHES  # noqa: E402
 from vmharness.artifacts import prepare  # noqa: E402
 from vmharness.guest import Guest  # noqa: E402
 from vmharness.kernel import Variant  # noqa: E402
@@ -32,9 +34,9 @@ class GuestFactory:
         self.guests: list[Guest] = []
 
     def __call__(self, variant: Variant = Variant.PATCHED, mem_mb: int = 512, append: str = "",
-                 run: RunSpec = RunSpec()) -> Guest:
+                 run: RunSpec = RunSpec(), arch: str = "i386") -> Guest:
         """A started guest; in shell mode (no run.script) its shell is ready for run()."""
-        boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append)
+        boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append, arch)
         guest = Guest(boot)
         self.guests.append(guest)
         guest.start()
@@ -55,8 +57,31 @@ def _session_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest
 
 
 @pytest.fixture(scope="session")
-def guest(_session_factory: GuestFactory) -> Guest:
-    return _session_factory()
+def _shared_guests(_session_factory: GuestFactory) -> dict[str, Guest]:
+    """arch -> the session's shell guest for it, booted on first use."""
+    return {}
+
+
+def _shared_guest(guests: dict[str, Guest], factory: GuestFactory, arch: str) -> Guest:
+    if arch not in guests or not guests[arch].alive:
+        guests[arch] = factory(arch=arch)
+    return guests[arch]
+
+
+@pytest.fixture(scope="session")
+def guest(_session_factory: GuestFactory, _shared_guests: dict[str, Guest]) -> Guest:
+    return _shared_guest(_shared_guests, _session_factory, "i386")
+
+
+@pytest.fixture(params=list(ARCHES))
+def arch(request: pytest.FixtureRequest) -> str:
+    """Each guest architecture in turn."""
+    return request.param
+
+
+@pytest.fixture
+def arch_guest(arch: str, _session_factory: GuestFactory, _shared_guests: dict[str, Guest]) -> Guest:
+    return _shared_guest(_shared_guests, _session_factory, arch)
 
 
 @pytest.fixture

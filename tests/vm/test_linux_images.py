@@ -1,7 +1,8 @@
 """Linux kernels as kexec images, on our patched i386 kernel: a bzImage with an initrd
 booted for good (kexec -l; kexec -e), refused by purgatory when a segment was corrupted
 after the load was planned, and started as a second kernel that jumps back and forth
-with the first (--load-preserve-context, --load-jump-back-helper).
+with the first (--load-preserve-context, --load-jump-back-helper). On x86_64 they
+are refused (the purgatory is 32-bit).
 
 The guests get the harness's own kernel and initramfs as /root/bzImage and
 /root/initrd.img: the kexec'd kernel boots the same userland, whose /init prints
@@ -280,3 +281,18 @@ def test_bad_input_is_one_line_and_changes_nothing(guest_factory, images) -> Non
             lines = output.splitlines()
             assert len(lines) == 1 and lines[0].startswith(f"kexec: {message}"), f"{name}: {output}"
             assert loaded(g) == state, f"{name} changed /sys/kernel/kexec_loaded"
+
+
+def test_x86_64_refuses_linux_images_in_one_line(guest_factory, tmp_path_factory) -> None:
+    """On an x86_64 kernel, Linux images stay i386-only (the purgatory is 32-bit): its own
+    bzImage is refused with the reason, before any system call, and nothing is loaded."""
+    boot = prepare(tmp_path_factory.mktemp("x86_64-images"), RunSpec(), Variant.PATCHED, arch="x86_64")
+    g = guest_factory(arch="x86_64", run=RunSpec(adds=(boot.kernel,)))
+    for command in (f"kexec -l {KERNEL} --reuse-cmdline", f"kexec --load-preserve-context {KERNEL}"):
+        rc, output = g.run(command, timeout=LOAD_TIMEOUT)
+        assert rc == 255, output
+        assert output.strip().splitlines() == [
+            f"kexec: {KERNEL}: Linux kernels are booted through kexec-py's 32-bit purgatory, which only"
+            " an i386 kernel can enter (x86_64 enters images in 64-bit mode; --arch i386 plans for an"
+            " i386 machine)"], output
+    assert loaded(g) == "0"

@@ -14,8 +14,9 @@ void kit_puts(const char *s);	/* no newline added */
 
 /*
  * printf subset: %s %c %d %i %u %x %X %p %%, flags '0' and '-', a decimal
- * width, an ignored 'l' (long is 32-bit here).  No 64-bit conversions, no
- * precision, no floating point.  %p prints 0x and eight hex digits.
+ * width, length 'l' and 'z' (long and size_t: 32 bits on i386, 64 on
+ * x86_64), 'll' and 'j' (64 bits).  No precision, no floating point.  %p
+ * prints 0x and all hex digits of a pointer (8 on i386, 16 on x86_64).
  * Returns the number of characters written (before "\r" expansion).
  */
 int kit_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -3,12 +3,14 @@
 #define KIT_CPU_H
 
 #include <stdint.h>
+#include <kit/entry.h>
 
+/* kit_reg_t: the width of the CPU's registers (32 or 64 bits) */
 #define KIT_READ_CR(n)							\
-	static inline uint32_t kit_read_cr##n(void)			\
+	static inline kit_reg_t kit_read_cr##n(void)			\
 	{								\
-		uint32_t v;						\
-		__asm__ volatile("movl %%cr" #n ", %0" : "=r"(v));	\
+		kit_reg_t v;						\
+		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));	\
 		return v;						\
 	}
 KIT_READ_CR(0)
@@ -17,12 +19,15 @@ KIT_READ_CR(3)
 KIT_READ_CR(4)
 #undef KIT_READ_CR
 
-static inline uint32_t kit_read_eflags(void)
+static inline kit_reg_t kit_read_eflags(void)
 {
-	uint32_t v;
-	__asm__ volatile("pushfl; popl %0" : "=r"(v));
+	kit_reg_t v;
+	__asm__ volatile("pushf; pop %0" : "=r"(v));
 	return v;
 }
+
+/* "#GP general protection" and so on; "?" beyond vector 31. */
+const char *kit_exception_name(unsigned int vector);
 
 /* Stop this CPU for good: interrupts stay off, an NMI only leaves hlt. */
 static inline __attribute__((noreturn)) void kit_halt(void)

@@ -3,8 +3,9 @@
  *
  * The kernel enters with GDTR and IDTR pointing at nothing, so the first
  * segment load, exception or NMI would triple-fault.  The kit's GDT holds
- * flat 4 GiB code and data descriptors at the very selectors the kernel
- * entered with (__KERNEL_CS = 0x60, __KERNEL_DS = 0x68 on i386): reloading
+ * flat code and data descriptors at the very selectors the kernel entered
+ * with (__KERNEL_CS = 0x60, __KERNEL_DS = 0x68 on i386; 0x10 and 0x18 on
+ * x86_64, where the code descriptor is a 64-bit one, L=1): reloading
  * CS/DS/ES/SS from it changes no selector, and the hidden descriptor caches
  * end up holding what the kernel's own GDT held.  That matters on the way
  * back: relocate_kernel keeps running on those cached segments after the
@@ -17,18 +18,35 @@
 #ifndef KIT_DESC_H
 #define KIT_DESC_H
 
-#define KIT_CODE_SEL	0x60	/* GDT index 12 */
-#define KIT_DATA_SEL	0x68	/* GDT index 13 */
-#define KIT_GDT_ENTRIES	14
-
 /* base 0, limit 0xfffff pages, G=1 D=1, present, DPL 0 */
 #define KIT_DESC_CODE32_FLAT	0x00cf9b000000ffff	/* execute/read, accessed */
 #define KIT_DESC_DATA32_FLAT	0x00cf93000000ffff	/* read/write, accessed */
+/* 64-bit code: L=1 D=0, present, DPL 0, execute/read, accessed */
+#define KIT_DESC_CODE64		0x00af9b000000ffff
+
+#ifdef __x86_64__
+/*
+ * The kernel's own GDT layout (arch/x86/include/asm/segment.h, 64-bit):
+ * 0x08 KERNEL32_CS, 0x10 KERNEL_CS, 0x18 KERNEL_DS.  machine_kexec() loads
+ * 0x18 into DS/ES/SS/FS/GS before it invalidates the GDT.
+ */
+#define KIT_CODE_SEL	0x10	/* GDT index 2 */
+#define KIT_DATA_SEL	0x18	/* GDT index 3 */
+#define KIT_GDT_ENTRIES	4
+#define KIT_IDT_GATE_SIZE	16
+#else
+#define KIT_CODE_SEL	0x60	/* GDT index 12 */
+#define KIT_DATA_SEL	0x68	/* GDT index 13 */
+#define KIT_GDT_ENTRIES	14
+#define KIT_IDT_GATE_SIZE	8
+#endif
 
 /* IDT: the 32 architectural exception vectors; a vector beyond the limit
  * (`int $0x80`, a stray interrupt) raises #GP, which is reported. */
 #define KIT_IDT_ENTRIES	32
-#define KIT_GATE_INT32	0x8e00	/* present, DPL 0, 32-bit interrupt gate (IF cleared) */
+/* present, DPL 0, interrupt gate (IF cleared): 32-bit, or 64-bit in long mode */
+#define KIT_GATE_INT32	0x8e00
+#define KIT_GATE_INT64	0x8e00
 
 /* Exceptions that push an error code. */
 #define KIT_EXC_HAS_ERRCODE(v) \
@@ -37,18 +55,29 @@
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 
-/* Operand of lgdt/lidt/sgdt/sidt: 16-bit limit, then 32-bit base. */
+/* Operand of lgdt/lidt/sgdt/sidt: 16-bit limit, then the base (32 or 64 bits). */
 struct kit_desc_ptr {
 	uint16_t limit;
-	uint32_t base;
+	uintptr_t base;
 } __attribute__((packed));
 
+#ifdef __x86_64__
+struct kit_idt_gate {
+	uint16_t offset_lo;
+	uint16_t selector;
+	uint16_t type;		/* KIT_GATE_INT64, IST 0 */
+	uint16_t offset_mid;
+	uint32_t offset_hi;
+	uint32_t reserved;
+};
+#else
 struct kit_idt_gate {
 	uint16_t offset_lo;
 	uint16_t selector;
 	uint16_t type;		/* KIT_GATE_INT32 */
 	uint16_t offset_hi;
 };
+#endif
 
 static inline struct kit_desc_ptr kit_sgdt(void)
 {
