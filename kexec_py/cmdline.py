@@ -14,7 +14,6 @@ _PARAMETER = re.compile(r'(?:[^\s"]+|"[^"]*"?)+')
 # BOOT_IMAGE= (the boot loader's note), kexec_jump_back_entry= (purgatory's note:
 # stale in any later boot, and purgatory appends a fresh one when it applies).
 NOT_REUSED = ("BOOT_IMAGE", "kexec_jump_back_entry")
-NOT_REUSED_ON_PANIC = ("crashkernel",)  # a crash kernel must not reserve one of its own
 
 
 def parameters(cmdline: str) -> list[str]:
@@ -25,10 +24,10 @@ def parameter_name(parameter: str) -> str:
     return parameter.split("=", 1)[0]
 
 
-def reusable(cmdline: str, panic: bool = False) -> str:
-    """The running kernel's command line minus what belongs to this boot only."""
-    dropped = NOT_REUSED + (NOT_REUSED_ON_PANIC if panic else ())
-    return " ".join(p for p in parameters(cmdline) if parameter_name(p) not in dropped)
+def reusable(cmdline: str) -> str:
+    """The running kernel's command line minus what belongs to this boot only.
+    (kexec-tools also drops crashkernel= for panic loads; kexec-py has no -p.)"""
+    return " ".join(p for p in parameters(cmdline) if parameter_name(p) not in NOT_REUSED)
 
 
 def compose(reused: str | None, append: str | None) -> str | None:

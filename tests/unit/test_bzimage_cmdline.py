@@ -21,22 +21,21 @@ def test_parameters(cmdline, split):
 
 
 @pytest.mark.parametrize(
-    "cmdline, panic, reused",
+    "cmdline, reused",
     [
-        ("BOOT_IMAGE=/boot/vmlinuz-6.1 root=/dev/sda1 ro quiet", False, "root=/dev/sda1 ro quiet"),
+        ("BOOT_IMAGE=/boot/vmlinuz-6.1 root=/dev/sda1 ro quiet", "root=/dev/sda1 ro quiet"),
         # only the parameter named BOOT_IMAGE, not look-alikes
-        ("root=/dev/sda1 XBOOT_IMAGE=1 BOOT_IMAGE_X=2", False, "root=/dev/sda1 XBOOT_IMAGE=1 BOOT_IMAGE_X=2"),
+        ("root=/dev/sda1 XBOOT_IMAGE=1 BOOT_IMAGE_X=2", "root=/dev/sda1 XBOOT_IMAGE=1 BOOT_IMAGE_X=2"),
         # a stale jump-back entry (this kernel was itself started by a jump) is dropped
-        ("console=ttyS0 kexec_jump_back_entry=0x0012a000", False, "console=ttyS0"),
-        # crashkernel= only for panic loads
-        ("crashkernel=256M console=ttyS0", False, "crashkernel=256M console=ttyS0"),
-        ("crashkernel=256M console=ttyS0", True, "console=ttyS0"),
-        ('BOOT_IMAGE="/boot/my kernel" x="a b"', False, 'x="a b"'),
-        ("", False, ""),
+        ("console=ttyS0 kexec_jump_back_entry=0x0012a000", "console=ttyS0"),
+        # crashkernel= stays: kexec-py loads no crash kernels
+        ("crashkernel=256M console=ttyS0", "crashkernel=256M console=ttyS0"),
+        ('BOOT_IMAGE="/boot/my kernel" x="a b"', 'x="a b"'),
+        ("", ""),
     ],
 )
-def test_reusable(cmdline, panic, reused):
-    assert reusable(cmdline, panic) == reused
+def test_reusable(cmdline, reused):
+    assert reusable(cmdline) == reused
 
 
 @pytest.mark.parametrize(
