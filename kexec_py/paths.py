@@ -16,7 +16,6 @@ import os
 import sys
 
 PAYLOAD_ROOT = os.path.join(sys.prefix, "lib", "kexec-py")
-KIT_DIR = os.path.join(sys.prefix, "share", "kexec-py", "kit")
 EXAMPLES = ("phy_mode", "entry_report")
 
 
