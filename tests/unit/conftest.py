@@ -57,3 +57,15 @@ def purgatory_build(tmp_path_factory) -> str:
     if result.returncode:
         pytest.fail(f"building csrc/purgatory failed:\n{result.stdout}{result.stderr}")
     return str(out / "purgatory")
+
+
+@pytest.fixture(scope="session")
+def purgatory_ro(purgatory_build) -> str:
+    return os.path.join(purgatory_build, "purgatory.ro")
+
+
+@pytest.fixture(scope="session")
+def purgatory(purgatory_ro):
+    from kexec_py.purgatory import Purgatory
+
+    return Purgatory.from_file(purgatory_ro)

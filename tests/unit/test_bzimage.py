@@ -24,10 +24,10 @@ from kexec_py.loaders.bzimage import LOADER
 from kexec_py.loaders.elf_x86 import LOADER as ELF_LOADER
 from kexec_py.memmap import MemoryMap, MemoryRegion
 from kexec_py.planner import make_plan
-from kexec_py.purgatory import Purgatory, entry32_regs, sha256_params
+from kexec_py.purgatory import entry32_regs, sha256_params
 from kexec_py.ranges import Range
 from kexec_py.bootparams import SetupHeader
-from unit_support import REPO, FakeKernel, write_tree
+from unit_support import FakeKernel, write_tree
 
 MiB = 1 << 20
 PAYLOAD = bytes(range(256)) * 48  # 0x3000 bytes of "protected-mode kernel"
@@ -110,16 +110,6 @@ def initrd(tmp_path):
         return str(path)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def purgatory_ro(purgatory_build) -> str:
-    return os.path.join(purgatory_build, "purgatory.ro")
-
-
-@pytest.fixture(scope="session")
-def purgatory(purgatory_ro) -> Purgatory:
-    return Purgatory.from_file(purgatory_ro)
 
 
 def load(path, purgatory_ro, memory=None, arch=Arch.I386, loader=LOADER, **request):

@@ -48,16 +48,6 @@ def run(argv, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.fixture(scope="module")
-def ro_path(purgatory_build) -> str:
-    return os.path.join(purgatory_build, "purgatory.ro")
-
-
-@pytest.fixture(scope="module")
-def purgatory(ro_path) -> Purgatory:
-    return Purgatory.from_file(ro_path)
-
-
 def ld_quiet() -> list[str]:
     """ld >= 2.39 warns about the (intended) RWX segment; older ld lacks the option."""
     r = subprocess.run(["ld", "--help"], capture_output=True, text=True)
@@ -84,13 +74,13 @@ def test_object_shape(purgatory):
 
 
 
-def test_stack_is_on_pages_of_its_own(ro_path, purgatory):
+def test_stack_is_on_pages_of_its_own(purgatory_ro, purgatory):
     """Stores to a page that holds code are self-modifying code to QEMU's TCG (and
     costly on real CPUs): with the stack beside the code, the SHA-256 of a 25 MB initrd
     took ~100 s in the VM tests instead of ~1 s."""
     from elftools.elf.elffile import ELFFile
 
-    with open(ro_path, "rb") as f:
+    with open(purgatory_ro, "rb") as f:
         bss = ELFFile(f).get_section_by_name(".bss")
         assert bss["sh_addralign"] == PAGE_SIZE
         bss_size = bss["sh_size"]
@@ -146,13 +136,13 @@ def test_default_serial_port_is_com1(purgatory, ld_symbols):
 
 # --- relocation, against GNU ld -------------------------------------------------------------
 
-def layout_script(ro_path: str, load_addr: int) -> tuple[str, list[str]]:
+def layout_script(purgatory_ro: str, load_addr: int) -> tuple[str, list[str]]:
     """A linker script placing the allocated sections as kexec_py lays them out:
     those with contents in file order, then NOBITS."""
     from elftools.elf.constants import SH_FLAGS
     from elftools.elf.elffile import ELFFile
 
-    with open(ro_path, "rb") as f:
+    with open(purgatory_ro, "rb") as f:
         sections = [
             (s.name, s["sh_type"] == "SHT_NOBITS")
             for s in ELFFile(f).iter_sections()
@@ -164,7 +154,7 @@ def layout_script(ro_path: str, load_addr: int) -> tuple[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def ld_link(ro_path, tmp_path_factory):
+def ld_link(purgatory_ro, tmp_path_factory):
     """ld_link(load_addr) -> (path of an ET_EXEC GNU ld made, its PROGBITS bytes)."""
     if not shutil.which("ld") or not shutil.which("objcopy"):
         pytest.skip("needs binutils")
@@ -175,14 +165,14 @@ def ld_link(ro_path, tmp_path_factory):
     from elftools.elf.constants import SH_FLAGS
     from elftools.elf.elffile import ELFFile
 
-    with open(ro_path, "rb") as f:
+    with open(purgatory_ro, "rb") as f:
         merged = [s.name for s in ELFFile(f).iter_sections() if s["sh_flags"] & SH_FLAGS.SHF_MERGE
                   and s["sh_flags"] & SH_FLAGS.SHF_ALLOC]
     flags = [f"--set-section-flags={n}=alloc,load,readonly,data,contents" for n in merged]
-    run(["objcopy", *flags, ro_path, str(plain)])
+    run(["objcopy", *flags, purgatory_ro, str(plain)])
 
     def link(load_addr: int):
-        script, ordered = layout_script(ro_path, load_addr)
+        script, ordered = layout_script(purgatory_ro, load_addr)
         lds = tmp / f"at-{load_addr:x}.ld"
         lds.write_text(script)
         elf = tmp / f"at-{load_addr:x}.elf"
@@ -315,7 +305,7 @@ def test_refused_objects(tmp_path, name, source, flags, error):
     assert "\n" not in str(caught.value)
 
 
-def test_refuses_non_objects(tmp_path, ro_path):
+def test_refuses_non_objects(tmp_path, purgatory_ro):
     text = tmp_path / "text"
     text.write_bytes(b"not an elf at all")
     with pytest.raises(ImageError, match="not an ELF file"):
@@ -323,13 +313,13 @@ def test_refuses_non_objects(tmp_path, ro_path):
     with pytest.raises(ImageError, match="cannot read purgatory"):
         Purgatory.from_file(str(tmp_path / "missing.ro"))
     exe = tmp_path / "exe"
-    run(["ld", "-m", "elf_i386", *ld_quiet(), "-e", "purgatory_start", "-o", str(exe), ro_path])
+    run(["ld", "-m", "elf_i386", *ld_quiet(), "-e", "purgatory_start", "-o", str(exe), purgatory_ro])
     with pytest.raises(ImageError, match="ET_EXEC, purgatory must be relocatable"):
         Purgatory.from_file(str(exe))
     with pytest.raises(ImageError, match="ELF32 i386 object, not EM_X86_64"):
         Purgatory.from_file(compile_object(tmp_path, "x.c", "int purgatory_start = 1;\n", "-m64"))
     truncated = tmp_path / "truncated.ro"
-    truncated.write_bytes(open(ro_path, "rb").read()[:0x200])
+    truncated.write_bytes(open(purgatory_ro, "rb").read()[:0x200])
     with pytest.raises(ImageError, match="damaged purgatory object"):
         Purgatory.from_file(str(truncated))
 
@@ -390,9 +380,9 @@ def test_sha256_params_fit_the_patch(purgatory):
     purgatory.link(0x1000, sha256_params(segments_for_hashing(), False))
 
 
-def test_default_path(monkeypatch, ro_path):
-    monkeypatch.setenv("KEXEC_PY_PURGATORY", ro_path)
-    assert default_purgatory_path() == ro_path
+def test_default_path(monkeypatch, purgatory_ro):
+    monkeypatch.setenv("KEXEC_PY_PURGATORY", purgatory_ro)
+    assert default_purgatory_path() == purgatory_ro
     monkeypatch.delenv("KEXEC_PY_PURGATORY")
     try:
         path = default_purgatory_path()
