@@ -18,6 +18,7 @@
 #include <linux/vmalloc.h>
 #include "kj.h"
 
+#define KJ_KEXEC_FLAGS (KEXEC_ON_CRASH | KEXEC_PRESERVE_CONTEXT)
 #define KJ_ENTRIES_PER_PAGE (PAGE_SIZE / sizeof(unsigned long))
 
 /*
@@ -30,7 +31,8 @@ int kj_image_validate(const struct kj_load *req, const struct kj_segment *segs)
 	unsigned long nr_pages = totalram_pages(), total = 0;
 	unsigned int i, j;
 
-	if ((req->flags & KEXEC_FLAGS) != (req->flags & ~KEXEC_ARCH_MASK))
+	/* KEXEC_FLAGS itself lacks PRESERVE_CONTEXT without CONFIG_KEXEC_JUMP */
+	if ((req->flags & KJ_KEXEC_FLAGS) != (req->flags & ~KEXEC_ARCH_MASK))
 		return -EINVAL;
 	if ((req->flags & KEXEC_ARCH_MASK) != KEXEC_ARCH &&
 	    (req->flags & KEXEC_ARCH_MASK) != KEXEC_ARCH_DEFAULT)
