@@ -30,7 +30,8 @@ def kit_sources():
     """(install dir, files) for csrc/, so users can build their own payloads."""
     entries = []
     for directory, _, files in os.walk("csrc"):
-        if directory.startswith(os.path.join("csrc", "build")):
+        # csrc/shim is the kernel module's source: the kexec-py-dkms package has it
+        if directory.startswith((os.path.join("csrc", "build"), os.path.join("csrc", "shim"))):
             continue
         target = os.path.join("share", "kexec-py", "kit", os.path.relpath(directory, "csrc"))
         entries.append((os.path.normpath(target), [os.path.join(directory, f) for f in sorted(files)]))

@@ -1,14 +1,16 @@
 #!/bin/sh
-# Build the kexec-py .deb from this tree without writing into it.
+# Build the kexec-py and kexec-py-dkms .debs from this tree without writing
+# into it.
 #
 #   debian/build-deb.sh [OUTDIR]        (OUTDIR defaults to ./dist)
 #
 # Copies the tree to a temporary directory (in a git checkout: the tracked
 # and the untracked-but-not-ignored files, as they are now, so no build
 # output of the working tree leaks in), runs `dpkg-buildpackage -us -uc -b`
-# there with Debian's /usr/bin/python3 first on PATH, moves the .deb, .changes
-# and .buildinfo to OUTDIR, and prints the .deb's absolute path as the only
-# line on standard output (the build log goes to standard error).
+# there with Debian's /usr/bin/python3 first on PATH, moves the .debs,
+# .changes and .buildinfo to OUTDIR, and prints the absolute paths of the
+# .debs on standard output, one a line: kexec-py's first, then
+# kexec-py-dkms's (the build log goes to standard error).
 #
 # Needs the Build-Depends of debian/control (./bootstrap installs them);
 # DEB_BUILD_OPTIONS and SOURCE_DATE_EPOCH are passed through.
@@ -42,7 +44,11 @@ fi
         dpkg-buildpackage -us -uc -b
 ) >&2
 
-set -- "$TMP"/kexec-py_*.deb
-[ -f "$1" ] || { echo "build-deb.sh: dpkg-buildpackage made no .deb" >&2; exit 1; }
-mv "$TMP"/kexec-py_*.deb "$TMP"/kexec-py_*.changes "$TMP"/kexec-py_*.buildinfo "$OUT"/
-echo "$OUT/$(basename "$1")"
+set -- "$TMP"/kexec-py_*.deb "$TMP"/kexec-py-dkms_*.deb
+for deb; do
+    [ -f "$deb" ] || { echo "build-deb.sh: dpkg-buildpackage made no $(basename "$deb")" >&2; exit 1; }
+done
+mv "$@" "$TMP"/kexec-py_*.changes "$TMP"/kexec-py_*.buildinfo "$OUT"/
+for deb; do
+    echo "$OUT/$(basename "$deb")"
+done
