@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 from .arch import ARCHES
-from .artifacts import prepare
+from .artifacts import HARNESS_KERNEL_SMP, prepare, stock_package
 from .build import BuildError, progress
 from .guest import BOOT_TIMEOUT, Guest, GuestDied, GuestTimeout
 from .kernel import Variant, variants
 from .overlay import RunSpec
+from .stock import DEFAULT_SMP, SHIM_SOURCE
 
 EXIT_TIMEOUT = 124   # as timeout(1)
 EXIT_GUEST_DIED = 125
@@ -34,15 +35,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--append", metavar="ARGS", default="",
                         help="extra kernel command line arguments")
     parser.add_argument("--kernel-variant", type=Variant, choices=list(Variant),
-                        default=Variant.PATCHED, metavar="|".join(v.value for v in Variant),
-                        help="x86_64 has no unpatched kernel: 6.12.117 needs no patch")
+                        metavar="|".join(v.value for v in Variant),
+                        help="which kernel the harness builds (default patched; x86_64 has no "
+                        "unpatched kernel: 6.12.117 needs no patch)")
+    parser.add_argument("--kernel", metavar="debian:PACKAGE|PATH",
+                        help="boot a stock Debian bookworm kernel instead (a linux-image-* "
+                        "package, e.g. debian:linux-image-amd64; i386 flavours with --arch "
+                        "i386) with our kexec_jump module, or your own bzImage (no modules); "
+                        "both on -cpu max")
+    parser.add_argument("--smp", metavar="N", type=_positive,
+                        help=f"CPUs (default {HARNESS_KERNEL_SMP} for the harness's kernels, "
+                        f"{DEFAULT_SMP} for --kernel)")
+    parser.add_argument("--no-shim", dest="shim", action="store_false",
+                        help="--kernel debian:...: boot without our kexec_jump module")
+    parser.add_argument("--shim-source", metavar="DIR", type=Path, default=SHIM_SOURCE,
+                        help="--kernel debian:...: build kexec_jump.ko from DIR "
+                        "(default: %(default)s)")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
                         help="longest the script may run (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.kernel and args.kernel_variant:
+        parser.error("--kernel-variant chooses among the harness's kernels; --kernel boots another")
+    if not stock_package(args.kernel) and (not args.shim or args.shim_source != SHIM_SOURCE):
+        parser.error("--no-shim and --shim-source go with --kernel debian:PACKAGE")
+    args.kernel_variant = args.kernel_variant or Variant.PATCHED
     if args.kernel_variant not in variants(ARCHES[args.arch]):
         parser.error(f"--kernel-variant {args.kernel_variant.value}: the {args.arch} variants are "
                      + ", ".join(v.value for v in variants(ARCHES[args.arch])))
     return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="run-vm-") as tmp:
         try:
             boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add)), args.kernel_variant,
-                           args.mem, args.append, args.arch)
+                           args.mem, args.append, args.arch, args.kernel, args.smp, args.shim,
+                           args.shim_source)
         except BuildError as error:
             print(f"run-vm: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED
-        progress(f"booting the {args.arch} {args.kernel_variant.value} kernel with {args.mem} MiB (TCG)")
+        kernel = args.kernel or f"the {args.arch} {args.kernel_variant.value} kernel"
+        progress(f"booting {kernel} ({boot.kernel}) with {args.mem} MiB, {boot.smp} CPU(s), "
+                 f"-cpu {boot.cpu} (TCG)")
         if args.shell:
             # the user's terminal talks to the serial console directly; `exit` powers off
             return subprocess.run(boot.argv(interactive=True)).returncode

@@ -31,13 +31,14 @@ class BootSpec:
     append: str = ""
     qemu: str = "qemu-system-i386"
     cpu: str = "qemu32"
+    smp: int = 1
 
     def argv(self, interactive: bool = False) -> list[str]:
         # signal=off: in an interactive session ^C belongs to the guest, not to QEMU
         chardev = "stdio,id=console" + (",signal=off" if interactive else "")
         cmdline = " ".join(filter(None, [BASE_CMDLINE, self.append]))
-        return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", self.cpu, "-smp", "1",
-                "-m", str(self.mem_mb), "-nodefaults", "-display", "none", "-no-reboot",
+        return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", self.cpu,
+                "-smp", str(self.smp), "-m", str(self.mem_mb), "-nodefaults", "-display", "none", "-no-reboot",
                 "-chardev", chardev, "-serial", "chardev:console",
                 "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline]
 

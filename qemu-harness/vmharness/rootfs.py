@@ -23,6 +23,7 @@ PACKAGES = (
     "mount",          # mount(8) left util-linux in bookworm
     "kexec-tools",    # side-by-side comparisons, as /usr/sbin/kexec-tools
     "iproute2",
+    "kmod",           # modprobe, modinfo: stock kernels' modules and our kexec_jump.ko
 )
 HOOK = HARNESS_DIR / "rootfs" / "customize.sh"
 # merged /usr set up by mmdebstrap's own hook: otherwise apt satisfies init-system-helpers'
