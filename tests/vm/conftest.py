@@ -3,8 +3,8 @@
 `guest`: one shell-mode i386 guest on the patched kernel, shared by the session; for
 tests that leave it usable. `arch_guest`: the same for each guest architecture (a test
 that takes it runs once per arch; `arch` names the one). `guest_factory`: fresh guests
-(arch, kernel variant, memory, command line, script) for tests that crash or reboot
-them. A failing test's report carries the console of every guest it used.
+(arch, kernel variant or stock Debian kernel, CPUs, memory, command line, script) for tests
+that crash or reboot them. A failing test's report carries the console of every guest it used.
 """
 
 from __future__ import annotations
@@ -34,9 +34,17 @@ class GuestFactory:
         self.guests: list[Guest] = []
 
     def __call__(self, variant: Variant = Variant.PATCHED, mem_mb: int = 512, append: str = "",
-                 run: RunSpec = RunSpec(), arch: str = "i386") -> Guest:
-        """A started guest; in shell mode (no run.script) its shell is ready for run()."""
-        boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append, arch)
+                 run: RunSpec = RunSpec(), arch: str = "i386", kernel: str | None = None,
+                 smp: int | None = None, shim: bool = True) -> Guest:
+        """A started guest; in shell mode (no run.script) its shell is ready for run().
+
+        kernel: None for the harness's build of `variant`, "debian:linux-image-amd64" (any
+        Debian linux-image-* package of `arch`) for a stock kernel with our kexec_jump module
+        (without it if not `shim`), or a bzImage path; smp: CPUs (default 1 for the
+        harness's kernels, 2 for the others).
+        """
+        boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append, arch, kernel,
+                       smp, shim)
         guest = Guest(boot)
         self.guests.append(guest)
         guest.start()
