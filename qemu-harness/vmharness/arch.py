@@ -23,7 +23,8 @@ class GuestArch:
     debian_arch: str          # mmdebstrap --arch
     multiarch: str            # /usr/lib/<multiarch>, for the rootfs trimming
     qemu: str
-    qemu_cpu: str
+    qemu_cpu: str             # for the harness's tinyconfig kernels
+    stock_qemu_cpu: str       # for distribution kernels (--kernel): a CPU they expect
 
     @property
     def fragment(self) -> Path:
@@ -40,6 +41,9 @@ I386 = GuestArch(
     patch_dir=KERNEL_DIR / "patches",
     debian_arch="i386", multiarch="i386-linux-gnu",
     qemu="qemu-system-i386", qemu_cpu="qemu32",
+    # TCG's `max` with PAE and NX (686-pae needs them), but Intel's vendor string: as
+    # AuthenticAMD a 32-bit kernel warns at boot that the CPUs are "not suitable for SMP"
+    stock_qemu_cpu="max,vendor=GenuineIntel",
 )
 X86_64 = GuestArch(
     name="x86_64", kernel_arch="x86_64", source_package="linux-source-6.12",
@@ -48,6 +52,8 @@ X86_64 = GuestArch(
     patch_dir=None,
     debian_arch="amd64", multiarch="x86_64-linux-gnu",
     qemu="qemu-system-x86_64", qemu_cpu="qemu64",
+    # TCG's `max` has LA57: the amd64 kernel runs 5-level paging unless booted with no5lvl
+    stock_qemu_cpu="max",
 )
 ARCHES = {arch.name: arch for arch in (I386, X86_64)}
 

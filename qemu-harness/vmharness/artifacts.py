@@ -12,7 +12,7 @@ from .guest import BootSpec
 from .kernel import Variant, build_kernel
 from .overlay import RunSpec, build_overlay
 from .rootfs import build_rootfs
-from .stock import DEBIAN_PREFIX, DEFAULT_SMP, QEMU_CPU, SHIM_SOURCE, prepare_stock
+from .stock import DEBIAN_PREFIX, DEFAULT_SMP, SHIM_SOURCE, prepare_stock
 
 HARNESS_KERNEL_SMP = 1
 
@@ -41,10 +41,10 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
         cpu, default_smp = arch.qemu_cpu, HARNESS_KERNEL_SMP
     elif package := stock_package(kernel):
         stock = prepare_stock(package, arch, shim, shim_source)
-        image, cpu, default_smp = stock.kernel.vmlinuz, QEMU_CPU, DEFAULT_SMP
+        image, cpu, default_smp = stock.kernel.vmlinuz, arch.stock_qemu_cpu, DEFAULT_SMP
         archives.append(stock.modules_cpio)
     else:
-        image, cpu, default_smp = Path(kernel), QEMU_CPU, DEFAULT_SMP
+        image, cpu, default_smp = Path(kernel), arch.stock_qemu_cpu, DEFAULT_SMP
         if not image.is_file():
             raise BuildError(f"--kernel {kernel}: no such file (or use debian:PACKAGE)")
     archives.insert(0, build_rootfs(arch))

@@ -34,9 +34,6 @@ EXTRA_MODULES: tuple[str, ...] = ()
 HEADER_PACKAGE_PREFIXES = ("linux-headers-", "linux-kbuild-")
 # the files of a package's /lib/modules/<release> a guest always gets (depmod makes the rest)
 MODULES_METADATA = ("modules.builtin", "modules.builtin.modinfo", "modules.order")
-# TCG's `max` has PAE and NX (686-pae needs them) and LA57: the amd64 kernel then runs
-# 5-level paging unless booted with no5lvl
-QEMU_CPU = "max"
 DEFAULT_SMP = 2
 
 
