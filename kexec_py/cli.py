@@ -125,7 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("-y", "--no-sync", action="store_true",
                            help="do not sync filesystems before kexec -e")
     execution.add_argument("-c", "--kexec-syscall", action="store_true",
-                           help="use kexec_load (the only system call kexec-py uses)")
+                           help="use kexec_load (kexec-py never uses kexec_file_load)")
+    execution.add_argument("--backend", choices=("auto", "kernel", "shim"), default="auto",
+                           help="where a --load-preserve-context or --load-jump-back-helper load goes."
+                           " kernel: kexec_load, which needs CONFIG_KEXEC_JUMP; shim: the kexec_jump"
+                           " module's /dev/kexec_jump (package kexec-py-dkms; modprobe'd when needed);"
+                           " auto (default): the kernel where its kexec jump works, the module where the"
+                           " kernel lacks CONFIG_KEXEC_JUMP or its return path is known broken (i386,"
+                           " x86_64 before 6.12.117) and the module is available. Plain loads always use"
+                           " kexec_load; -e, -u and -S follow the loaded image")
 
     output = parser.add_argument_group("output")
     output.add_argument("-d", "--debug", action="store_true",
@@ -146,12 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, kernel_factory=None) -> int:
-    """Run one kexec command. kernel_factory(args) builds the kernel interface
-    (tests pass a recording fake); it is called only by actions that need it."""
+def main(argv: list[str] | None = None, kernel_factory=None, shim_factory=None) -> int:
+    """Run one kexec command. kernel_factory(args) builds the kernel interface,
+    shim_factory(args) the same interface over /dev/kexec_jump (tests pass
+    recording fakes); each is called only by actions that need it."""
     args = build_parser().parse_args(argv)
     try:
-        return _run(args, kernel_factory or _linux_kernel)
+        return _run(args, _Backends(args, kernel_factory or _linux_kernel, shim_factory or _shim_kernel))
     except KexecError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return e.exit_code
@@ -160,14 +169,39 @@ def main(argv: list[str] | None = None, kernel_factory=None) -> int:
 
 
 def _linux_kernel(args: argparse.Namespace):
-    import os
-
     from kexec_py.kernel import LinuxKernel
 
-    return LinuxKernel(os.path.join(args.machine_root, "sys"))
+    return LinuxKernel(args.machine_root)
 
 
-def _run(args: argparse.Namespace, kernel_factory) -> int:
+def _shim_kernel(args: argparse.Namespace):
+    from kexec_py.shim import ShimKernel
+
+    return ShimKernel(args.machine_root)
+
+
+class _Backends:
+    """The two kernel interfaces, each built on first use: `kexec -e` with nothing
+    in the shim never needs more of it than a stat of /dev/kexec_jump."""
+
+    def __init__(self, args: argparse.Namespace, kernel_factory, shim_factory) -> None:
+        self._args, self._factories, self._built = args, {"kernel": kernel_factory, "shim": shim_factory}, {}
+
+    def _get(self, name: str):
+        if name not in self._built:
+            self._built[name] = self._factories[name](self._args)
+        return self._built[name]
+
+    @property
+    def kernel(self):
+        return self._get("kernel")
+
+    @property
+    def shim(self):
+        return self._get("shim")
+
+
+def _run(args: argparse.Namespace, backends: _Backends) -> int:
     action = args.action or "load-and-shutdown"
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run")
@@ -176,7 +210,9 @@ def _run(args: argparse.Namespace, kernel_factory) -> int:
             raise UsageError(f"--{action} takes no image")
         if args.dry_run:
             raise UsageError("--dry-run plans a load; it does not apply to --" + action)
-        return {"exec": _exec, "unload": _unload, "status": _status}[action](args, kernel_factory(args))
+        if args.backend != "auto":
+            raise UsageError(f"--backend chooses where a load goes; --{action} follows the loaded image")
+        return {"exec": _exec, "unload": _unload, "status": _status}[action](args, backends)
     if action == "load-jump-back-helper":
         if args.image:
             raise UsageError("--load-jump-back-helper takes no image")
@@ -185,18 +221,95 @@ def _run(args: argparse.Namespace, kernel_factory) -> int:
         raise UsageError("no image given")
     else:
         plan = _plan_load(args, preserve_context=(action == "load-preserve-context"))
+    route = _route(args, plan, backends)
     if args.dry_run:
-        _print_plan(plan, args.json)
+        _print_plan(plan, route, args.json)
         return 0
     if args.debug:
-        sys.stderr.write(plan.describe() + "\n")
-    kernel = kernel_factory(args)
-    kernel.kexec_load(plan)
+        sys.stderr.write(plan.describe(route.describe()) + "\n")
+    target = _load(args, plan, route, backends)
     if action == "force":
-        return _exec(args, kernel)
+        return _exec(args, backends)
     if action == "load-and-shutdown":
-        kernel.shutdown_reboot()
+        target.shutdown_reboot()
     return 0
+
+
+def _route(args: argparse.Namespace, plan, backends: _Backends):
+    """backend.choose() on this machine's facts. A dry run asks only what files say
+    (the device node, or the module installed for this release); a load may modprobe."""
+    from kexec_py import backend
+    from kexec_py.flags import KexecFlags
+
+    root = args.machine_root
+    preserve = bool(plan.flags & KexecFlags.PRESERVE_CONTEXT)
+    release = backend.running_release(root)
+    if args.dry_run:
+        def available() -> bool:
+            return backend.shim_present(root) or backend.module_installed(root, release) is True
+    else:
+        def available() -> bool:
+            return backends.shim.available()
+    kexec_jump = backend.kexec_jump_config(root, release) if preserve and args.backend == "auto" else None
+    return backend.choose(_target_arch(args).value, release, kexec_jump, available, args.backend, preserve)
+
+
+def _load(args: argparse.Namespace, plan, route, backends: _Backends):
+    """Load where the route says (falling back to the shim if the kernel turns out to
+    lack KEXEC_JUMP), then unload the other backend's image: a new load replaces the
+    old one, and only once it succeeded. Returns the backend that holds the image."""
+    import errno
+
+    from kexec_py.errors import KernelError
+
+    if route.missing:
+        _no_backend(args, explicit=args.backend == "shim")
+    target = backends.shim if route.backend == "shim" else backends.kernel
+    try:
+        target.kexec_load(plan)
+    except KernelError as e:
+        if not (route.fallback and e.errno == errno.EINVAL):
+            raise
+        if not backends.shim.available():
+            _no_backend(args)
+        target = backends.shim
+        target.kexec_load(plan)
+    other = backends.kernel if target is backends.shim else backends.shim
+    try:
+        if _loaded(other):
+            other.kexec_unload(_target_arch(args).kexec_arch)
+    except KernelError as e:
+        raise KexecError(f"the new image is loaded ({target.name}), but the one loaded before"
+                         f" ({other.name}) is still there: {e}") from e
+    return target
+
+
+def _no_backend(args: argparse.Namespace, explicit: bool = False):
+    import os
+
+    from kexec_py import backend
+
+    from kexec_py.kernel import lockdown_mode
+
+    root = args.machine_root
+    release = backend.running_release(root)
+    raise KexecError(backend.no_backend_message(release, backend.module_installed(root, release) is True,
+                                                os.geteuid(), explicit, lockdown_mode(root)))
+
+
+def _loaded(kernel) -> bool:
+    """Whether this backend holds an image; a kernel without kexec support (no
+    /sys/kernel/kexec_loaded) holds none."""
+    import errno
+
+    from kexec_py.errors import KernelError
+
+    try:
+        return kernel.kexec_loaded()
+    except KernelError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
 
 
 def _target_arch(args: argparse.Namespace):
@@ -281,20 +394,31 @@ def _plan_jump_back(args: argparse.Namespace):
     return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source)
 
 
-def _print_plan(plan, as_json: bool) -> None:
+def _print_plan(plan, route, as_json: bool) -> None:
     if as_json:
         import json
 
-        print(json.dumps(plan.as_dict()))
+        print(json.dumps({**plan.as_dict(), "backend": route.backend}))
     else:
-        print(plan.describe())
+        print(plan.describe(route.describe()))
 
 
-def _exec(args: argparse.Namespace, kernel) -> int:
+def _holder(backends: _Backends):
+    """The backend that holds the loaded image: the shim's when /dev/kexec_jump has
+    one, else the kernel's."""
+    if backends.shim.kexec_loaded():
+        return backends.shim
+    if backends.kernel.kexec_loaded():
+        return backends.kernel
+    raise NothingLoaded("Nothing has been loaded!")
+
+
+def _exec(args: argparse.Namespace, backends: _Backends) -> int:
     """sync, take the interfaces down, jump; when the jump returns (a
-    preserve-context image came back) or fails, bring the interfaces back."""
-    if not kernel.kexec_loaded():
-        raise NothingLoaded("Nothing has been loaded!")
+    preserve-context image came back) or fails, bring the interfaces back.
+    Through the shim, the jump freezes user space around KJ_EXEC itself
+    (ShimKernel.reboot_kexec) and thaws before any error is raised."""
+    kernel = _holder(backends)
     if not args.no_sync:
         kernel.sync()
     saved = None if args.no_ifdown else kernel.interfaces_down()
@@ -316,10 +440,14 @@ def _exec(args: argparse.Namespace, kernel) -> int:
     return 0  # reboot() returned: a preserve-context image ran and came back
 
 
-def _unload(args: argparse.Namespace, kernel) -> int:
-    kernel.kexec_unload(_target_arch(args).kexec_arch)
+def _unload(args: argparse.Namespace, backends: _Backends) -> int:
+    """Both: whichever holds an image, it goes."""
+    flags = _target_arch(args).kexec_arch
+    if backends.shim.present():
+        backends.shim.kexec_unload(flags)
+    backends.kernel.kexec_unload(flags)
     return 0
 
 
-def _status(args: argparse.Namespace, kernel) -> int:
-    return 1 if kernel.kexec_loaded() else 0
+def _status(args: argparse.Namespace, backends: _Backends) -> int:
+    return 1 if backends.shim.kexec_loaded() or backends.kernel.kexec_loaded() else 0

@@ -1,6 +1,11 @@
 """The kernel interface: kexec_load and reboot through libc's syscall(), and
 /sys/kernel/kexec_*loaded. Everything else in kexec-py is plain values; the
-CLI receives an object with this interface so tests can pass a recording fake."""
+CLI receives an object with this interface so tests can pass a recording fake.
+
+kexec_py.shim.ShimKernel is the same interface over the kexec_jump module's
+/dev/kexec_jump; what both do alike (sync, the network around a jump, the
+default load's shutdown, libc through cffi, pinning segment buffers, the
+errno -> message tables) lives here once."""
 
 from __future__ import annotations
 
@@ -29,6 +34,13 @@ _PERMISSION = (
     "permission denied: kexec needs root (CAP_SYS_BOOT); also check"
     " sysctl kernel.kexec_load_disabled and kernel lockdown"
 )
+# EPERM (and, on the devices, EACCES) told apart by permission_message(): not root, or
+# "permission denied: " and each cause that holds (kexec_load_disabled and lockdown may both)
+NOT_ROOT = "permission denied: kexec needs root (CAP_SYS_BOOT)"
+LOAD_DISABLED = "sysctl kernel.kexec_load_disabled is 1 (it stays set until the next boot)"
+LOCKED_DOWN = "the kernel is in lockdown mode ({mode}, as under Secure Boot), which forbids kexec_load"
+NO_CAP_SYS_BOOT = "this process lacks CAP_SYS_BOOT (a container or a reduced capability set?)"
+CAP_SYS_BOOT = 22
 LOAD_ERRORS = {
     E.EPERM: _PERMISSION,
     E.EACCES: "the kernel's integrity policy (IMA or secure boot) refused the image",
@@ -57,69 +69,77 @@ def load_error_message(err: int, flags: int) -> str:
     return LOAD_ERRORS.get(err, os.strerror(err))
 
 
-class LinuxKernel:
-    """The real thing. Only constructed for commands that touch the kernel."""
+def permission_message(root: str = "/", euid: int | None = None) -> str:
+    """Why the kernel said EPERM: not root; else each cause that holds of
+    kexec_load_disabled, lockdown and a missing CAP_SYS_BOOT; else the list of
+    what to check. Reads files below root only when called: on an error path,
+    never at start-up."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return NOT_ROOT
+    causes = []
+    if _read(root, "proc/sys/kernel/kexec_load_disabled") == "1":
+        causes.append(LOAD_DISABLED)
+    mode = lockdown_mode(root)
+    if mode:
+        causes.append(LOCKED_DOWN.format(mode=mode))
+    status = _read(root, "proc/self/status") or ""
+    cap_eff = [line.split()[1:] for line in status.splitlines() if line.startswith("CapEff:")]
+    if cap_eff and cap_eff[0] and all(c in "0123456789abcdefABCDEF" for c in cap_eff[0][0]):
+        if not int(cap_eff[0][0], 16) & (1 << CAP_SYS_BOOT):
+            causes.append(NO_CAP_SYS_BOOT)
+    return "permission denied: " + "; ".join(causes) if causes else _PERMISSION
 
-    def __init__(self, sysfs_root: str = "/sys") -> None:
-        from kexec_py._kexec_ffi import ffi  # generated at build time by _ffi_build
 
-        self._ffi = ffi
-        self._libc = ffi.dlopen(None)
-        self._numbers = SYSCALL_NUMBERS[struct.calcsize("P") * 8]
-        self._sysfs = sysfs_root
+def lockdown_mode(root: str = "/") -> str | None:
+    """The lockdown mode, integrity or confidentiality, or None when the kernel is
+    not locked down: sys/kernel/security/lockdown reads e.g. "none [integrity]
+    confidentiality"; without securityfs mounted, lockdown= on the command line."""
+    text = _read(root, "sys/kernel/security/lockdown")
+    if text is None:
+        words = (_read(root, "proc/cmdline") or "").split()
+        modes = [w[len("lockdown="):] for w in words if w.startswith("lockdown=")]
+        mode = modes[-1] if modes else "none"
+    else:
+        start, end = text.find("["), text.find("]")
+        mode = text[start + 1:end] if 0 <= start < end else "none"
+    return mode if mode in ("integrity", "confidentiality") else None
 
-    def _syscall(self, name: str, *args) -> int:
-        ffi = self._ffi
-        ffi.errno = 0
-        result = self._libc.syscall(ffi.cast("long", self._numbers[name]), *args)
-        return 0 if result == 0 else ffi.errno
 
-    def kexec_load(self, plan: KexecPlan) -> None:
-        self._kexec_load(plan.entry, plan.segments, plan.flags)
+def _read(root: str, path: str) -> str | None:
+    try:
+        with open(os.path.join(root, path), encoding="ascii") as f:
+            return f.read().strip()
+    except (OSError, ValueError):
+        return None
 
-    def kexec_unload(self, flags: int) -> None:
-        self._kexec_load(0, (), flags)  # nr_segments == 0 unloads
 
-    def _kexec_load(self, entry: int, plan_segments, flags: int) -> None:
-        ffi = self._ffi
-        segments = ffi.new("struct kexec_segment[]", max(len(plan_segments), 1))
-        keep = []  # cffi pointers are valid only while their buffers live
-        for cseg, seg in zip(segments, plan_segments):
-            buf = ffi.from_buffer(seg.buf) if seg.bufsz else ffi.NULL
-            keep.append(buf)
-            cseg.buf, cseg.bufsz = buf, seg.bufsz
-            cseg.mem, cseg.memsz = ffi.cast("void *", seg.mem), seg.memsz
-        err = self._syscall(
-            "kexec_load",
-            ffi.cast("unsigned long", entry),
-            ffi.cast("unsigned long", len(plan_segments)),
-            segments if plan_segments else ffi.NULL,
-            ffi.cast("unsigned long", flags),
-        )
-        if err:
-            raise KernelError(f"kexec_load failed: {load_error_message(err, flags)}", err)
+_LIBC = None
 
-    def reboot_kexec(self) -> None:
-        """Jump to the loaded image. Returns only when a preserve-context image came back."""
-        ffi = self._ffi
-        err = self._syscall(
-            "reboot",
-            ffi.cast("unsigned long", LINUX_REBOOT_MAGIC1),
-            ffi.cast("unsigned long", LINUX_REBOOT_MAGIC2),
-            ffi.cast("unsigned long", LINUX_REBOOT_CMD_KEXEC),
-            ffi.NULL,
-        )
-        if err:
-            message = REBOOT_ERRORS.get(err, os.strerror(err))
-            raise KernelError(f"kexec failed: {message}", err)
 
-    def kexec_loaded(self, crash: bool = False) -> bool:
-        name = "kexec_crash_loaded" if crash else "kexec_loaded"
-        try:
-            with open(os.path.join(self._sysfs, "kernel", name), encoding="ascii") as f:
-                return f.read().strip() == "1"
-        except OSError as e:
-            raise KernelError(f"cannot read {e.filename}: {e.strerror} (no kexec support?)", e.errno) from e
+def libc():
+    """(ffi, libc), loaded once: the cffi module is generated at build time by _ffi_build."""
+    global _LIBC
+    if _LIBC is None:
+        from kexec_py._kexec_ffi import ffi
+
+        _LIBC = ffi, ffi.dlopen(None)
+    return _LIBC
+
+
+def pin_buffers(ffi, buffers) -> list:
+    """cffi pointers to each buffer (NULL for an empty one). A pointer keeps its
+    buffer alive and in place: hold the list until the kernel has copied them."""
+    return [ffi.from_buffer(buf) if len(buf) else ffi.NULL for buf in buffers]
+
+
+class HostActions:
+    """What kexec does around the kernel interface, the same whichever backend
+    loads and jumps: sync, the network around a jump, the default shutdown.
+    root is the machine's / (--machine-root): sysfs and procfs are read below it."""
+
+    def __init__(self, root: str = "/") -> None:
+        self._root = root
+        self._sysfs = os.path.join(root, "sys")
 
     def sync(self) -> None:
         os.sync()
@@ -148,6 +168,69 @@ class LinuxKernel:
             subprocess.run(["shutdown", "-r", "now"], check=True)
         except (OSError, subprocess.CalledProcessError) as e:
             raise KexecError(f"shutdown -r now failed: {e}") from None
+
+
+class LinuxKernel(HostActions):
+    """The real thing. Only constructed for commands that touch the kernel."""
+
+    name = "kernel"
+
+    def __init__(self, root: str = "/") -> None:
+        super().__init__(root)
+        self._ffi, self._libc = libc()
+        self._numbers = SYSCALL_NUMBERS[struct.calcsize("P") * 8]
+
+    def _syscall(self, name: str, *args) -> int:
+        ffi = self._ffi
+        ffi.errno = 0
+        result = self._libc.syscall(ffi.cast("long", self._numbers[name]), *args)
+        return 0 if result == 0 else ffi.errno
+
+    def kexec_load(self, plan: KexecPlan) -> None:
+        self._kexec_load(plan.entry, plan.segments, plan.flags)
+
+    def kexec_unload(self, flags: int) -> None:
+        self._kexec_load(0, (), flags)  # nr_segments == 0 unloads
+
+    def _kexec_load(self, entry: int, plan_segments, flags: int) -> None:
+        ffi = self._ffi
+        segments = ffi.new("struct kexec_segment[]", max(len(plan_segments), 1))
+        keep = pin_buffers(ffi, [seg.buf for seg in plan_segments])
+        for cseg, seg, buf in zip(segments, plan_segments, keep):
+            cseg.buf, cseg.bufsz = buf, seg.bufsz
+            cseg.mem, cseg.memsz = ffi.cast("void *", seg.mem), seg.memsz
+        err = self._syscall(
+            "kexec_load",
+            ffi.cast("unsigned long", entry),
+            ffi.cast("unsigned long", len(plan_segments)),
+            segments if plan_segments else ffi.NULL,
+            ffi.cast("unsigned long", flags),
+        )
+        if err:
+            message = permission_message(self._root) if err == E.EPERM else load_error_message(err, flags)
+            raise KernelError(f"kexec_load failed: {message}", err)
+
+    def reboot_kexec(self) -> None:
+        """Jump to the loaded image. Returns only when a preserve-context image came back."""
+        ffi = self._ffi
+        err = self._syscall(
+            "reboot",
+            ffi.cast("unsigned long", LINUX_REBOOT_MAGIC1),
+            ffi.cast("unsigned long", LINUX_REBOOT_MAGIC2),
+            ffi.cast("unsigned long", LINUX_REBOOT_CMD_KEXEC),
+            ffi.NULL,
+        )
+        if err:
+            message = permission_message(self._root) if err == E.EPERM else REBOOT_ERRORS.get(err, os.strerror(err))
+            raise KernelError(f"kexec failed: {message}", err)
+
+    def kexec_loaded(self, crash: bool = False) -> bool:
+        name = "kexec_crash_loaded" if crash else "kexec_loaded"
+        try:
+            with open(os.path.join(self._sysfs, "kernel", name), encoding="ascii") as f:
+                return f.read().strip() == "1"
+        except OSError as e:
+            raise KernelError(f"cannot read {e.filename}: {e.strerror} (no kexec support?)", e.errno) from e
 
 
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8

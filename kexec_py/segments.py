@@ -64,8 +64,9 @@ class KexecPlan:
             plan["notes"] = list(self.notes)
         return plan
 
-    def describe(self) -> str:
-        """Human-readable, in the shape of kexec-tools' --debug segment list."""
+    def describe(self, backend: str = "") -> str:
+        """Human-readable, in the shape of kexec-tools' --debug segment list; the
+        backend line (which kernel interface takes it) before the notes."""
         lines = [
             f"entry       = {self.entry:#x}",
             f"flags       = {self.flags:#x} ({describe_flags(self.flags)})",
@@ -76,5 +77,7 @@ class KexecPlan:
                 f"segment[{i}]: mem={s.mem:#010x} memsz={s.memsz:#x} bufsz={s.bufsz:#x}"
                 f"  ({s.range if s.memsz else 'empty'})  {s.source}"
             )
+        if backend:
+            lines.append(backend)
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)

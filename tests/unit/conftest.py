@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from kexec_py import cli
-from unit_support import REPO, CliResult, ElfBuilder, FakeKernel
+from unit_support import REPO, CliResult, ElfBuilder, FakeKernel, FakeShim
 
 
 @pytest.fixture(scope="session")
@@ -28,18 +28,24 @@ def tiny_elf64(elf_builder) -> str:
 
 @pytest.fixture
 def run_cli(capsys):
-    """run_cli(argv, kernel=None) -> CliResult: kexec_py.cli.main in-process, with a
-    fake kernel; SystemExit (argparse errors) is turned into its exit code."""
+    """run_cli(argv, kernel=None, shim=None) -> CliResult: kexec_py.cli.main in-process,
+    with a fake kernel and a fake /dev/kexec_jump (default: absent, not loadable);
+    SystemExit (argparse errors) is turned into its exit code."""
 
-    def run(argv, kernel: FakeKernel | None = None) -> CliResult:
+    def run(argv, kernel: FakeKernel | None = None, shim: FakeShim | None = None) -> CliResult:
         def factory(args):
             if kernel is None:
                 raise AssertionError("this command must not need the kernel")
             return kernel
 
+        def shim_factory(args):
+            if kernel is None and shim is None:
+                raise AssertionError("this command must not need the kernel")
+            return FakeShim() if shim is None else shim
+
         capsys.readouterr()
         try:
-            code = cli.main([str(a) for a in argv], kernel_factory=factory)
+            code = cli.main([str(a) for a in argv], kernel_factory=factory, shim_factory=shim_factory)
         except SystemExit as e:
             code = e.code
         captured = capsys.readouterr()

@@ -576,6 +576,7 @@ def test_cli_dry_run_json(run_cli, bzimage, initrd, machine_root, cli_purgatory,
     assert plan == {
         "entry": purgatory.link(0x12000, {}).entry,
         "flags": 0x30000,
+        "backend": "kernel",  # plain loads always use kexec_load
         "segments": [
             {"mem": 0x10000, "memsz": 0x2000, "bufsz": 0x100E, "source": "zero page (boot_params) + command line"},
             {"mem": 0x12000, "memsz": purgatory.size, "bufsz": purgatory_bufsz, "source": f"purgatory ({cli_purgatory})"},

@@ -267,6 +267,7 @@ def test_dry_run_json_preserve_context(run_cli, img):
         "entry": 0x1000000,
         "flags": 0x30002,  # KEXEC_PRESERVE_CONTEXT | KEXEC_ARCH_386
         "segments": image_segments(img),
+        "backend": "kernel",  # no shim on the recorded host: the kernel's kexec_load, as before
     }
 
 
@@ -291,7 +292,8 @@ def test_dry_run_json_plain_load(run_cli, img):
 def test_dry_run_json_backup_segments(run_cli, img, window, segments):
     result = run_cli(I386 + ["--dry-run", "--json", *window, "--load-preserve-context", "--args-none", img])
     assert result.code == 0, result.err
-    assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": segments(img)}
+    assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": segments(img),
+                                      "backend": "kernel"}
 
 
 HALF_OF_HOST = "but the kernel refuses (EINVAL) more than half of RAM (12342042 KiB of 24684084 KiB): narrow --mem-min/--mem-max"
@@ -347,7 +349,8 @@ def test_dry_run_on_recorded_qemu_guests(run_cli, img, tree, window, expected):
         assert result.err == f"kexec: {expected}\n"
     else:
         assert (result.code, result.err) == (0, "")
-        assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": expected(img)}
+        assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": expected(img),
+                                          "backend": "kernel"}
 
 
 def test_dry_run_text(run_cli, img):
@@ -361,6 +364,8 @@ def test_dry_run_text(run_cli, img):
         f"segment[0]: mem=0x01000000 memsz=0x1000 bufsz=0x2  (0x1000000-0x1000fff)  {img} PT_LOAD[0] at 0x1000000\n"
         f"segment[1]: mem=0x01001000 memsz=0x3000 bufsz=0x4  (0x1001000-0x1003fff)  {img} PT_LOAD[1] at 0x1001000\n"
         f"segment[2]: mem=0x01004000 memsz=0x7fc000 bufsz=0x0  (0x1004000-0x17fffff)  {BACKUP}\n"
+        "backend: kernel (kexec_load): CONFIG_KEXEC_JUMP unknown: kexec_load first, the kexec_jump module if"
+        " the kernel refuses (EINVAL)\n"
     )
 
 
@@ -383,6 +388,7 @@ def test_python_m_kexec_py(img, argv, code):
     assert "Traceback" not in result.stderr
     if code == 0:
         assert result.stderr == ""
-        assert json.loads(result.stdout) == {"entry": 0x1000000, "flags": 0x30002, "segments": image_segments(img)}
+        assert json.loads(result.stdout) == {"entry": 0x1000000, "flags": 0x30002, "segments": image_segments(img),
+                                             "backend": "kernel"}
     else:
         assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("kexec: ")

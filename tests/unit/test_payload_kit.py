@@ -124,7 +124,8 @@ def test_example_plan(example, arch, capsys):
     capsys.readouterr()
     assert dry_run(example, machine_root(arch), arch) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan == {"entry": start, "flags": ELF_FACTS[arch][2], "segments": expected_segments(example, loads)}
+    assert plan == {"entry": start, "flags": ELF_FACTS[arch][2], "segments": expected_segments(example, loads),
+                    "backend": "kernel"}
 
 
 def test_example_is_refused_for_a_kernel_of_the_other_arch(example, arch, capsys):
@@ -166,7 +167,8 @@ def test_user_payload_at_a_custom_address(user_payload, capsys):
     capsys.readouterr()
     assert dry_run(user_payload) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan == {"entry": 0x2400000, "flags": 0x30002, "segments": expected_segments(user_payload, loads)}
+    assert plan == {"entry": 0x2400000, "flags": 0x30002, "segments": expected_segments(user_payload, loads),
+                    "backend": "kernel"}
 
 
 def test_user_payload_for_x86_64(tmp_path, capsys):

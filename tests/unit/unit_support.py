@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from kexec_py import shim
 from kexec_py.errors import KernelError
 from kexec_py.memmap import MemoryMap, MemoryRegion
 from kexec_py.ranges import Range
@@ -207,7 +208,8 @@ class SavedInterfaces:
 @dataclass
 class FakeKernel:
     """Records what the CLI asks of the kernel; `fail` maps a method name to the
-    errno its call raises KernelError with."""
+    errno its call raises KernelError with. Calls are recorded as PREFIX + name, so
+    that a FakeKernel and a FakeShim may share one `calls` list."""
 
     loaded: bool = False
     fail: dict = field(default_factory=dict)
@@ -215,11 +217,14 @@ class FakeKernel:
     plans: list = field(default_factory=list)
     unload_flags: list = field(default_factory=list)
 
+    PREFIX = ""
+    name = "kernel"
+
     def _call(self, name):
-        self.calls.append(name)
+        self.calls.append(self.PREFIX + name)
         if name in self.fail:
             err = self.fail[name]
-            raise KernelError(f"{name} failed: {os.strerror(err)}", err)
+            raise KernelError(f"{self.PREFIX}{name} failed: {os.strerror(err)}", err)
 
     def kexec_load(self, plan):
         self._call("kexec_load")
@@ -250,6 +255,103 @@ class FakeKernel:
 
     def shutdown_reboot(self):
         self._call("shutdown_reboot")
+
+
+@dataclass
+class FakeShim(FakeKernel):
+    """The same for /dev/kexec_jump (kexec_py.shim.ShimKernel): `present` says whether
+    the device node exists, `modprobe` whether available() would make it appear.
+    Without the device, nothing is recorded but available() (the real class only stats)."""
+
+    present_: bool = False
+    modprobe: bool = False
+
+    PREFIX = "shim."
+    name = "kexec_jump module"
+
+    def present(self):
+        return self.present_
+
+    def available(self):
+        self._call("available")
+        self.present_ = self.present_ or self.modprobe
+        return self.present_
+
+    def kexec_loaded(self, crash=False):
+        return self.present_ and super().kexec_loaded(crash)
+
+
+# --- /dev/kexec_jump's system calls, faked (kexec_py.shim.DeviceCalls) -----------------------
+
+_IOCTL_NAMES = {shim.KJ_LOAD: "KJ_LOAD", shim.KJ_EXEC: "KJ_EXEC", shim.KJ_UNLOAD: "KJ_UNLOAD", shim.KJ_STATUS: "KJ_STATUS",
+         shim.SNAPSHOT_FREEZE: "FREEZE", shim.SNAPSHOT_UNFREEZE: "UNFREEZE"}
+
+
+class FakeDevice:
+    """shim.DeviceCalls, recorded: ("open", "kexec_jump", "O_RDWR"), ("ioctl", "FREEZE"), ("close", "snapshot").
+    fail maps ("open", name) or ("ioctl", NAME) to an errno; `frozen` follows FREEZE, UNFREEZE and close."""
+
+    def __init__(self, fail=None, status=None, log=None):
+        self.fail = fail or {}
+        self.status = status or bytes(32)
+        self.log = [] if log is None else log
+        self.fds, self.memory, self.loads = {}, {}, []
+        self.frozen = False
+        self.next_fd, self.next_address = 3, 0x10000
+        self.pinned = set()
+
+    def _maybe_fail(self, key):
+        if key in self.fail:
+            err = self.fail[key]
+            raise OSError(err, os.strerror(err))
+
+    def open(self, path, flags):
+        name = os.path.basename(path)
+        mode = {os.O_RDWR: "O_RDWR", os.O_WRONLY: "O_WRONLY", os.O_RDONLY: "O_RDONLY"}[flags & os.O_ACCMODE]
+        self.log.append(("open", name, mode))
+        self._maybe_fail(("open", name))
+        self.next_fd += 1
+        self.fds[self.next_fd] = name
+        return self.next_fd
+
+    def close(self, fd):
+        name = self.fds.pop(fd)
+        self.log.append(("close", name))
+        if name == "snapshot":
+            self.frozen = False  # closing /dev/snapshot thaws
+
+    def ioctl(self, fd, request, arg=0):
+        name = _IOCTL_NAMES[request]
+        self.log.append(("ioctl", name))
+        assert self.fds[fd] == ("snapshot" if name in ("FREEZE", "UNFREEZE") else "kexec_jump"), (name, self.fds[fd])
+        if name == "KJ_LOAD":  # what the module would copy_from_user, read while the pins hold
+            entry, table, nr, flags = shim.KJ_LOAD_ARG.unpack(arg)
+            rows = [shim.KJ_SEGMENT.unpack_from(self.memory[table], i * 32) for i in range(nr)]
+            assert all(r[0] == 0 or r[0] in self.pinned for r in rows) and table in self.pinned
+            self.loads.append((entry, nr, flags, [(self.memory.get(b, b"")[:n], n, m, ms) for b, n, m, ms in rows]))
+        self._maybe_fail(("ioctl", name))
+        if name == "FREEZE":
+            self.frozen = True
+        elif name == "UNFREEZE":
+            self.frozen = False
+        elif name == "KJ_STATUS":
+            arg[:] = self.status
+
+    def pin(self, buffers):
+        addresses = []
+        for buf in buffers:
+            if not len(buf):
+                addresses.append(0)
+                continue
+            self.next_address += 0x1000
+            self.memory[self.next_address] = bytes(buf)
+            self.pinned.add(self.next_address)
+            addresses.append(self.next_address)
+        return addresses
+
+    def unpin(self):
+        self.log.append(("unpin",))
+        self.pinned.clear()
 
 
 @dataclass

@@ -1,0 +1,165 @@
+"""Which backend a load goes to: the kernel's own kexec_load, or the kexec_jump
+module's /dev/kexec_jump (kexec_py.shim).
+
+choose() is the rule, a pure function of the target arch, the running release,
+whether the kernel has CONFIG_KEXEC_JUMP (True, False or None: unknown), whether
+the shim is available (asked lazily: on a real load that may run modprobe) and
+the user's --backend. The readers below it take the machine's root directory,
+as the rest of kexec-py does (--machine-root).
+
+Only loads need this: `kexec -e`, -u and -S follow the loaded image and never
+import it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, NamedTuple
+
+from kexec_py.errors import UsageError
+
+KERNEL, SHIM = "kernel", "shim"
+CHOICES = ("auto", KERNEL, SHIM)
+PACKAGE = "kexec-py-dkms"
+GDT_FIX = '"x86/kexec: Restore GDT on return from ::preserve_context kexec"'
+
+
+class Route(NamedTuple):
+    """Where a load goes and why."""
+
+    backend: str  # KERNEL or SHIM: the first (or only) place the load goes
+    reason: str  # for --dry-run and -d
+    fallback: bool = False  # KERNEL first; if it says EINVAL (no KEXEC_JUMP after all), the shim
+    missing: bool = False  # SHIM is needed but not available: nothing can load this
+
+    def describe(self) -> str:
+        where = "kexec_load" if self.backend == KERNEL else "/dev/kexec_jump"
+        text = f"backend: {self.backend} ({where}): {self.reason}"
+        return text + (f"; the kexec_jump module is not available here ({PACKAGE})" if self.missing else "")
+
+
+def return_path_broken(arch: str, release: str | None) -> str | None:
+    """Why the kernel's own return from a preserve-context jump is known to crash, or
+    None when it is not known to (fixed, or the release is unknown)."""
+    if arch == "i386":
+        return "i386 kernels crash when a preserve-context jump returns (no upstream fix)"
+    version = _version(release)
+    # the fix is in 6.13 and was backported to 6.12.117: before 6.12.117 means broken
+    if arch == "x86_64" and version is not None and version < (6, 12, 117):
+        return f"Linux {release} lacks {GDT_FIX} (6.13, 6.12.117)"
+    return None
+
+
+def _version(release: str | None) -> tuple[int, int, int] | None:
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release or "")
+    return None if match is None else (int(match[1]), int(match[2]), int(match[3] or 0))
+
+
+def choose(arch: str, release: str | None, kexec_jump: bool | None, shim_available: Callable[[], bool],
+           choice: str = "auto", preserve_context: bool = True) -> Route:
+    """The backend for one load. shim_available() is called at most once, and only
+    when the answer matters (it may load the module)."""
+    if not preserve_context:
+        if choice == SHIM:
+            raise UsageError("--backend shim: plain loads (-l, -f, the default) always use kexec_load;"
+                             " the kexec_jump module only loads preserve-context images")
+        return Route(KERNEL, "plain loads always use kexec_load")
+    if choice == KERNEL:
+        return Route(KERNEL, "--backend kernel")
+    if choice == SHIM:
+        return Route(SHIM, "--backend shim", missing=not shim_available())
+    if kexec_jump is False:
+        return Route(SHIM, "this kernel was built without CONFIG_KEXEC_JUMP", missing=not shim_available())
+    broken = return_path_broken(arch, release)
+    if broken and shim_available():
+        return Route(SHIM, broken)
+    if kexec_jump is None:
+        return Route(KERNEL, "CONFIG_KEXEC_JUMP unknown: kexec_load first, the kexec_jump module if the kernel"
+                     " refuses (EINVAL)", fallback=True)
+    if broken:
+        return Route(KERNEL, f"the kernel has CONFIG_KEXEC_JUMP; {broken} unless patched, and the kexec_jump"
+                     " module is not available")
+    return Route(KERNEL, "the kernel has CONFIG_KEXEC_JUMP")
+
+
+def no_backend_message(release: str | None, installed: bool, euid: int, explicit: bool = False,
+                       lockdown: str | None = None) -> str:
+    """The one line when a preserve-context load has nowhere to go."""
+    if euid != 0:
+        from kexec_py.kernel import NOT_ROOT
+
+        return f"kexec_load failed: {NOT_ROOT}"
+    if installed and lockdown:
+        module = (f"the kexec_jump module does not load: the kernel is in lockdown mode ({lockdown}), which"
+                  " refuses modules not signed by a key it trusts")
+    elif installed:
+        module = ("the kexec_jump module is installed but does not load (see dmesg after modprobe kexec_jump;"
+                  " under lockdown or Secure Boot it must be signed)")
+    else:
+        headers = f"linux-headers-{release}" if release else "the linux-headers package of this kernel"
+        module = f"the kexec_jump module is not installed: install {PACKAGE} (and {headers})"
+    if explicit:
+        return f"--backend shim: {module}"
+    return f"kexec_load failed: this kernel was built without CONFIG_KEXEC_JUMP and {module}"
+
+
+# --- readers: the machine below root ---------------------------------------------------------
+
+def running_release(root: str = "/") -> str | None:
+    """uname -r of the machine: proc/sys/kernel/osrelease below root (None when a
+    recorded machine has none)."""
+    try:
+        with open(os.path.join(root, "proc/sys/kernel/osrelease"), encoding="ascii") as f:
+            return f.read().strip() or None
+    except (OSError, ValueError):
+        return os.uname().release if os.path.realpath(root) == "/" else None
+
+
+def kexec_jump_config(root: str, release: str | None) -> bool | None:
+    """CONFIG_KEXEC_JUMP of the running kernel from proc/config.gz (the kernel's own),
+    else boot/config-<release>; None when neither is readable."""
+    import gzip
+
+    sources = [(os.path.join(root, "proc/config.gz"), gzip.open)]
+    if release:
+        sources.append((os.path.join(root, "boot", f"config-{release}"), open))
+    for path, opener in sources:
+        try:
+            with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except (OSError, EOFError):
+            continue
+        known = parse_kexec_jump(text)
+        if known is not None:
+            return known
+    return None
+
+
+def parse_kexec_jump(config: str) -> bool | None:
+    """True for CONFIG_KEXEC_JUMP=y; False for any other kernel config (not set, or
+    absent because KEXEC or HIBERNATION is off); None if this is no kernel config."""
+    lines = config.splitlines()
+    if not any(line.startswith(("CONFIG_", "# CONFIG_")) for line in lines):
+        return None
+    return "CONFIG_KEXEC_JUMP=y" in lines
+
+
+def shim_present(root: str) -> bool:
+    from kexec_py.shim import DEVICE
+
+    return os.path.exists(os.path.join(root, DEVICE))
+
+
+def module_installed(root: str, release: str | None) -> bool | None:
+    """Whether kexec_jump.ko is installed for release, as modprobe sees it
+    (lib/modules/<release>/modules.dep): False also when the kernel has no module
+    tree at all; None when that cannot be told."""
+    if not release:
+        return None
+    modules = os.path.join(root, "lib/modules", release)
+    try:
+        with open(os.path.join(modules, "modules.dep"), encoding="utf-8", errors="replace") as f:
+            return any(os.path.basename(line.split(":", 1)[0]).startswith("kexec_jump.ko") for line in f)
+    except OSError:
+        return False if not os.path.isdir(modules) else None
