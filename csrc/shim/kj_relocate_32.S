@@ -52,13 +52,13 @@ SYM_FUNC_START(kj_relocate)
 	movw	%fs, KJ_K_FS(%edi)
 	movw	%gs, KJ_K_GS(%edi)
 
-	/* cache flat descriptors, then drop the tables (machine_kexec's load_segments) */
+	/* cache flat descriptors, then drop the tables: machine_kexec_32's
+	 * load_segments() reloads DS, ES and SS; FS and GS keep the kernel's
+	 * selectors (the image must not reload them: the GDT is gone) */
 	movl	$__KERNEL_DS, %eax
 	movl	%eax, %ds
 	movl	%eax, %es
 	movl	%eax, %ss
-	movl	%eax, %fs
-	movl	%eax, %gs
 	lidt	KJ_ZERO_DESC(%edi)
 	lgdt	KJ_ZERO_DESC(%edi)
 

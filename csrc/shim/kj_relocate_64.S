@@ -135,9 +135,11 @@ kj_identity:
 	call	kj_swap_pages
 	movq	%cr3, %rax		/* serialise after writing code pages */
 	movq	%rax, %cr3
+	pushq	$0
+	popfq				/* RFLAGS 0 (bit 1 reads 1), as the kernel leaves it */
 
 	movq	KJ_PA_SWAP(%r8), %rsp
-	addq	$PAGE_SIZE, %rsp
+	leaq	PAGE_SIZE(%rsp), %rsp
 	movq	KJ_ENTRY(%r8), %rax
 	call	*%rax
 
