@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .arch import ARCHES
-from .artifacts import HARNESS_KERNEL_SMP, prepare, stock_package
+from .artifacts import DKMS_MEM_MB, HARNESS_KERNEL_SMP, prepare, stock_package
 from .build import BuildError, progress
 from .guest import BOOT_TIMEOUT, Guest, GuestDied, GuestTimeout
 from .kernel import Variant, variants
@@ -20,6 +20,7 @@ from .stock import DEFAULT_SMP, SHIM_SOURCE
 EXIT_TIMEOUT = 124   # as timeout(1)
 EXIT_GUEST_DIED = 125
 EXIT_BUILD_FAILED = 126
+DEFAULT_MEM_MB = 512
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--script", metavar="FILE", type=Path,
                       help="run FILE as root in /root and exit with its status")
     mode.add_argument("--shell", action="store_true", help="an interactive root shell")
-    parser.add_argument("--mem", metavar="MB", type=int, default=512)
+    parser.add_argument("--mem", metavar="MB", type=int,
+                        help=f"guest RAM (default {DEFAULT_MEM_MB}, {DKMS_MEM_MB} with --dkms)")
     parser.add_argument("--append", metavar="ARGS", default="",
                         help="extra kernel command line arguments")
     parser.add_argument("--kernel-variant", type=Variant, choices=list(Variant),
@@ -51,13 +53,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shim-source", metavar="DIR", type=Path, default=SHIM_SOURCE,
                         help="--kernel debian:...: build kexec_jump.ko from DIR "
                         "(default: %(default)s)")
+    parser.add_argument("--dkms", action="store_true",
+                        help="--kernel debian:...: a user's machine that builds the module itself: "
+                        "a rootfs with apt, dkms, gcc and the kernel's headers, no kexec_jump.ko "
+                        "of ours, kexec-py not installed but its two .debs in /root (`apt install "
+                        "./kexec-py_*.deb ./kexec-py-dkms_*.deb` works offline)")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
                         help="longest the script may run (default %(default)s)")
     args = parser.parse_args(argv)
     if args.kernel and args.kernel_variant:
         parser.error("--kernel-variant chooses among the harness's kernels; --kernel boots another")
-    if not stock_package(args.kernel) and (not args.shim or args.shim_source != SHIM_SOURCE):
-        parser.error("--no-shim and --shim-source go with --kernel debian:PACKAGE")
+    if not stock_package(args.kernel) and (not args.shim or args.shim_source != SHIM_SOURCE
+                                           or args.dkms):
+        parser.error("--no-shim, --shim-source and --dkms go with --kernel debian:PACKAGE")
+    if args.dkms and args.shim_source != SHIM_SOURCE:
+        parser.error("--dkms boots without our kexec_jump.ko: DKMS builds it from the .deb")
+    args.mem = args.mem or (DKMS_MEM_MB if args.dkms else DEFAULT_MEM_MB)
     args.kernel_variant = args.kernel_variant or Variant.PATCHED
     if args.kernel_variant not in variants(ARCHES[args.arch]):
         parser.error(f"--kernel-variant {args.kernel_variant.value}: the {args.arch} variants are "
@@ -76,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="run-vm-") as tmp:
         try:
-            boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add)), args.kernel_variant,
-                           args.mem, args.append, args.arch, args.kernel, args.smp, args.shim,
-                           args.shim_source)
+            boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add), debs_in_root=args.dkms),
+                           args.kernel_variant, args.mem, args.append, args.arch, args.kernel,
+                           args.smp, args.shim and not args.dkms, args.shim_source, args.dkms)
         except BuildError as error:
             print(f"run-vm: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED

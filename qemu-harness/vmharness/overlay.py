@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .build import HARNESS_DIR, BuildError
-from .package import build_deb
+from .package import build_deb, build_debs
 from .rootfs import pack_cpio
 
 INIT = HARNESS_DIR / "guest" / "init"
@@ -22,9 +22,15 @@ GUEST_WORKDIR = Path("root")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What a guest run gets besides the base rootfs. No script means a shell on the console."""
+    """What a guest run gets besides the base rootfs. No script means a shell on the console.
+
+    debs_in_root: both .debs (kexec-py and kexec-py-dkms) in /root under their own names,
+    for the run to install (`apt install ./kexec-py_*.deb ./kexec-py-dkms_*.deb`), instead
+    of the kexec-py .deb that /init installs.
+    """
     script: Path | None = None
     adds: tuple[Path, ...] = ()
+    debs_in_root: bool = False
 
 
 def build_overlay(spec: RunSpec, workdir: Path) -> Path:
@@ -33,7 +39,7 @@ def build_overlay(spec: RunSpec, workdir: Path) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     log = workdir / "overlay.log"
-    project_files(root)
+    project_files(root, spec.debs_in_root)
     for add in spec.adds:
         _install(add, root / GUEST_WORKDIR / add.name, 0o755 if add.stat().st_mode & 0o111 else 0o644)
     if spec.script:
@@ -45,9 +51,14 @@ def build_overlay(spec: RunSpec, workdir: Path) -> Path:
     return out
 
 
-def project_files(root: Path) -> None:
-    """kexec-py the way a user gets it: the .deb, which the guest's /init installs with dpkg."""
-    _install(build_deb(), root / GUEST_DEB, 0o644)
+def project_files(root: Path, debs_in_root: bool = False) -> None:
+    """kexec-py the way a user gets it: the .deb, which the guest's /init installs with dpkg;
+    or, debs_in_root, both .debs in /root, uninstalled."""
+    if debs_in_root:
+        for deb in build_debs():
+            _install(deb, root / GUEST_WORKDIR / deb.name, 0o644)
+    else:
+        _install(build_deb(), root / GUEST_DEB, 0o644)
 
 
 def _install(src: Path, dest: Path, mode: int) -> None:

@@ -1,4 +1,6 @@
-"""The guest's base root filesystem: Debian (i386 or amd64) from mmdebstrap, packed as a newc cpio.
+"""The guest's base root filesystem: Debian (i386 or amd64) from mmdebstrap, packed as a newc cpio;
+and the dkms rootfs, a user's machine that builds kernel modules (apt, dkms, a stock kernel's
+headers), for guests that install the .debs with apt as users do.
 
 Cached under a key of its inputs; the per-run overlay (overlay.py) is appended to it,
 so changing the project's code never rebuilds this.
@@ -7,6 +9,7 @@ so changing the project's code never rebuilds this.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,6 +39,18 @@ APT_DIR = Path("/etc/apt")
 # A 1 MiB window keeps the kernel's decompression buffer small.
 ZSTD = "zstd -q -19 --zstd=wlog=20 -T0"
 ARCHIVE = "rootfs.cpio.zst"
+# The dkms rootfs (290 MB) at -19 takes 2 minutes to compress for 71 MB; -9 takes 6 s
+# for 80 MB and boots as fast
+DKMS_ZSTD = "zstd -q -9 --zstd=wlog=20 -T0"
+
+# The dkms rootfs: the base's packages but kexec-tools (kexec-py's .deb conflicts with it,
+# and the guest must have no kexec before apt installs one), plus apt and dkms (which pulls
+# in gcc, make, dpkg-dev and perl) and the .debs of a stock kernel's headers
+# (stock.fetch_header_debs), which mmdebstrap installs from their paths
+DKMS_PACKAGES = (*(p for p in PACKAGES if p != "kexec-tools"), "apt", "dkms")
+DKMS_HOOK = HARNESS_DIR / "rootfs" / "customize-dkms.sh"
+# makes the .debs given by path visible inside the chroot, where dpkg runs
+DEB_PATH_HOOKS = Path("/usr/share/mmdebstrap/hooks/file-mirror-automount")
 
 
 def debian_mirror(apt_dir: Path = APT_DIR, suite: str = SUITE) -> str:
@@ -79,8 +94,36 @@ def cache_key(arch: GuestArch) -> str:
 def build_rootfs(arch: GuestArch | str = I386) -> Path:
     """Path of the cached base initramfs, building it on a miss."""
     arch = guest_arch(arch)
+    return _build_cached(cache_key(arch), arch, "rootfs", "about 2 minutes", ZSTD, [
+        f"--include={','.join(PACKAGES)}", f"--hook-dir={MERGED_USR_HOOKS}",
+        f"--customize-hook=sh {HOOK} \"$1\" {arch.multiarch}"])
+
+
+def dkms_cache_key(arch: GuestArch, header_debs: list[Path]) -> str:
+    """Debian package versions never change content: the .debs' names stand for them."""
+    return digest("dkms", SUITE, arch.debian_arch, VARIANT, ",".join(DKMS_PACKAGES),
+                  DKMS_HOOK.read_bytes(), arch.multiarch, str(MERGED_USR_HOOKS),
+                  str(DEB_PATH_HOOKS), DKMS_ZSTD, *(deb.name for deb in header_debs))
+
+
+def build_dkms_rootfs(arch: GuestArch | str, header_debs: list[Path]) -> Path:
+    """Path of the cached dkms initramfs (apt, dkms, gcc and the kernel headers of
+    `header_debs`, stock.fetch_header_debs), building it on a miss."""
+    arch = guest_arch(arch)
+    # the hook removes the mount points of the .debs (named like the host's cache)
+    hook_args = " ".join(shlex.quote(str(deb)) for deb in header_debs)
+    options = [f"--include={','.join(DKMS_PACKAGES)}", *(f"--include={deb}" for deb in header_debs),
+               f"--hook-dir={MERGED_USR_HOOKS}", f"--hook-dir={DEB_PATH_HOOKS}",
+               f"--customize-hook=sh {DKMS_HOOK} \"$1\" {arch.multiarch} {hook_args}"]
+    return _build_cached(dkms_cache_key(arch, header_debs), arch, "dkms rootfs", "about 1 minute",
+                         DKMS_ZSTD, options)
+
+
+def _build_cached(key: str, arch: GuestArch, what: str, duration: str, zstd: str,
+                  options: list[str]) -> Path:
+    """The cached cpio.zst under `key`; on a miss mmdebstrap builds the tree with `options`."""
     cache = cache_root() / "rootfs"
-    final = cache / cache_key(arch)
+    final = cache / key
     archive = final / ARCHIVE
     if archive.exists():
         return archive
@@ -93,22 +136,21 @@ def build_rootfs(arch: GuestArch | str = I386) -> Path:
         log = staging / "build.log"
         tree = staging / "tree"
         mirror = debian_mirror()
-        progress(f"building the Debian {SUITE} {arch.debian_arch} rootfs from {mirror} (log {log}; "
-                 "first time only, about 2 minutes)")
-        run_logged(["mmdebstrap", f"--arch={arch.debian_arch}", f"--variant={VARIANT}",
-                    f"--include={','.join(PACKAGES)}", f"--hook-dir={MERGED_USR_HOOKS}",
-                    f"--customize-hook=sh {HOOK} \"$1\" {arch.multiarch}", SUITE, tree, mirror],
-                   log)
-        pack_cpio(tree, staging / ARCHIVE, log)
+        progress(f"building the Debian {SUITE} {arch.debian_arch} {what} from {mirror} (log {log}; "
+                 f"first time only, {duration})")
+        run_logged(["mmdebstrap", f"--arch={arch.debian_arch}", f"--variant={VARIANT}", *options,
+                    SUITE, tree, mirror], log)
+        pack_cpio(tree, staging / ARCHIVE, log, zstd=zstd)
         shutil.rmtree(tree)
         publish(staging, final)
     return archive
 
 
-def pack_cpio(tree: Path, out: Path, log: Path, owner: str | None = None) -> None:
-    """newc archive of `tree`, sorted for stable output; zstd-compressed when `out` ends in .zst."""
+def pack_cpio(tree: Path, out: Path, log: Path, owner: str | None = None, zstd: str = ZSTD) -> None:
+    """newc archive of `tree`, sorted for stable output; compressed by `zstd` when `out` ends
+    in .zst."""
     owner_args = f"-R {owner}" if owner else ""
-    compress = f"| {ZSTD}" if out.suffix == ".zst" else ""
+    compress = f"| {zstd}" if out.suffix == ".zst" else ""
     script = (f"find . -print0 | LC_ALL=C sort -z | cpio --null --quiet -o -H newc {owner_args} "
               f'{compress} > "$1"')
     run_logged(["bash", "-o", "pipefail", "-c", script, "pack_cpio", out.resolve()], log, cwd=tree)

@@ -7,6 +7,7 @@ Each step is cached under cache_root()/stock and published atomically:
   headers/<release>_<version>/root/         linux-headers-<release>, -common, linux-kbuild
   shim/<key>/kexec_jump.ko                  key: headers, arch, every file of the source
   modules/<key>/modules.cpio                the guest's /lib/modules/<release> (key: its inputs)
+  header-debs/<release>_<version>_<arch>/   the headers' .deb files, for a guest's own rootfs
 apt-cache answers from the local indexes: a cached kernel needs no network.
 """
 
@@ -32,6 +33,9 @@ EXTRA_MODULES: tuple[str, ...] = ()
 # The Debian packages of the headers a module build needs (linux-compiler-gcc-12-x86 only
 # pulls in gcc-12, which the host has)
 HEADER_PACKAGE_PREFIXES = ("linux-headers-", "linux-kbuild-")
+# What a guest that builds modules itself installs besides linux-headers-<release>: every
+# package of the same source it depends on (-common, linux-kbuild-X.Y, linux-compiler-gcc-*)
+GUEST_HEADER_PACKAGE_PREFIX = "linux-"
 # the files of a package's /lib/modules/<release> a guest always gets (depmod makes the rest)
 MODULES_METADATA = ("modules.builtin", "modules.builtin.modinfo", "modules.order")
 DEFAULT_SMP = 2
@@ -106,6 +110,13 @@ def header_packages(apt_cache_depends: str) -> list[str]:
     """What a linux-headers-<release> package needs for module builds, from its `apt-cache
     depends`: the -common headers (-common-rt for rt) and linux-kbuild."""
     return [n for n in depends_names(apt_cache_depends) if n.startswith(HEADER_PACKAGE_PREFIXES)]
+
+
+def guest_header_packages(apt_cache_depends: str) -> list[str]:
+    """What a machine running the kernel installs with its linux-headers-<release>, from the
+    latter's `apt-cache depends`: the packages of the kernel's source it depends on (-common,
+    linux-kbuild, linux-compiler-gcc-*), which carry the image's version."""
+    return [n for n in depends_names(apt_cache_depends) if n.startswith(GUEST_HEADER_PACKAGE_PREFIX)]
 
 
 def control_field(control: str, field: str) -> str:
@@ -275,6 +286,40 @@ def fetch_headers(kernel: StockKernel) -> KernelHeaders:
         (staging / ".extracted").touch()
         publish(staging, final)
     return headers
+
+
+def fetch_header_debs(kernel: StockKernel) -> list[Path]:
+    """The .deb files of linux-headers-<release> and of the packages of its source it depends
+    on, all of the image's version and arch (they run in the guest), for a rootfs that builds
+    modules itself (rootfs.build_dkms_rootfs): downloaded from the host's apt sources, as
+    the image was, so that they match it exactly even when it came from bookworm-security."""
+    arch = kernel.package.arch
+    flavour = DebianPackage(f"linux-headers-{kernel.release}", kernel.package.version, arch)
+    cache = cache_root() / "stock" / "header-debs"
+    final = cache / f"{kernel.release}_{flavour.version.replace(':', '%3a')}_{arch or 'host'}"
+    done = final / "debs"
+    if not done.exists():
+        with locked(cache / ".lock"):
+            if not done.exists():
+                staging = _staging(final)
+                log = staging / "build.log"
+                progress(f"downloading the header packages of {kernel.release} (log {log})")
+                qualified = flavour.name + (f":{arch}" if arch else "")
+                needed = guest_header_packages(_apt_cache("depends", qualified))
+                packages = [flavour, *(DebianPackage(n, flavour.version, _arch_of(n, arch))
+                                       for n in needed)]
+                debs = _download(packages, staging, log)
+                (staging / "debs").write_text("".join(f"{deb.name}\n" for deb in debs))
+                publish(staging, final)
+    return [final / name for name in done.read_text().split()]
+
+
+def _arch_of(name: str, arch: str | None) -> str | None:
+    """`arch` for an arch-specific package; None for an `Architecture: all` one (apt finds
+    no `name:i386` of those)."""
+    if arch and control_field(_apt_cache("show", "--no-all-versions", name), "Architecture") == "all":
+        return None
+    return arch
 
 
 def shim_key(headers: KernelHeaders, arch: GuestArch, source: Path) -> str:

@@ -3,14 +3,16 @@
 `guest`: one shell-mode i386 guest on the patched kernel, shared by the session; for
 tests that leave it usable. `arch_guest`: the same for each guest architecture (a test
 that takes it runs once per arch; `arch` names the one). `guest_factory`: fresh guests
-(arch, kernel variant or stock Debian kernel, CPUs, memory, command line, script) for tests
-that crash or reboot them. A failing test's report carries the console of every guest it used.
+(arch, kernel variant or stock Debian kernel, CPUs, memory, command line, script, a user's
+machine that installs the .debs itself) for tests that crash or reboot them. A failing
+test's report carries the console of every guest it used.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "qemu-harness"))
 
 from vmharness.arch import ARCHES  # noqa: E402
-from vmharness.artifacts import prepare  # noqa: E402
+from vmharness.artifacts import DKMS_MEM_MB, prepare  # noqa: E402
 from vmharness.guest import Guest  # noqa: E402
 from vmharness.kernel import Variant  # noqa: E402
 from vmharness.overlay import RunSpec  # noqa: E402
 
 CONSOLE_LINES_IN_REPORT = 500
+DEFAULT_MEM_MB = 512
 
 
 class GuestFactory:
@@ -33,18 +36,25 @@ class GuestFactory:
         self._tmp = tmp_path_factory
         self.guests: list[Guest] = []
 
-    def __call__(self, variant: Variant = Variant.PATCHED, mem_mb: int = 512, append: str = "",
-                 run: RunSpec = RunSpec(), arch: str = "i386", kernel: str | None = None,
-                 smp: int | None = None, shim: bool = True) -> Guest:
+    def __call__(self, variant: Variant = Variant.PATCHED, mem_mb: int | None = None,
+                 append: str = "", run: RunSpec = RunSpec(), arch: str = "i386",
+                 kernel: str | None = None, smp: int | None = None, shim: bool = True,
+                 dkms: bool = False) -> Guest:
         """A started guest; in shell mode (no run.script) its shell is ready for run().
 
         kernel: None for the harness's build of `variant`, "debian:linux-image-amd64" (any
         Debian linux-image-* package of `arch`) for a stock kernel with our kexec_jump module
         (without it if not `shim`), or a bzImage path; smp: CPUs (default 1 for the
-        harness's kernels, 2 for the others).
+        harness's kernels, 2 for the others); mem_mb: default 512 (DKMS_MEM_MB with dkms).
+        dkms: with a stock `kernel`, a user's machine: the dkms rootfs (apt, dkms, gcc, the
+        kernel's headers), no host-built module (whatever `shim` says), and both .debs in
+        /root, not installed (`apt install ./kexec-py_*.deb ./kexec-py-dkms_*.deb`).
         """
+        if dkms:
+            run, shim = replace(run, debs_in_root=True), False
+        mem_mb = mem_mb or (DKMS_MEM_MB if dkms else DEFAULT_MEM_MB)
         boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append, arch, kernel,
-                       smp, shim)
+                       smp, shim, dkms=dkms)
         guest = Guest(boot)
         self.guests.append(guest)
         guest.start()
