@@ -77,6 +77,10 @@ _start:
 	movl	kernel_idtr + 2, %eax
 	movl	%eax, kit_entry + KIT_ES_IDTR_BASE
 
+	/* A new call: count it; no fault is being handled (kit/fault.h). */
+	incl	kit_calls
+	movl	$0, kit_fault_nesting
+
 	/*
 	 * Our GDT has flat code at 0x60 and flat data at 0x68, the kernel's
 	 * own selectors: reloading changes no selector, and the caches get the
@@ -103,17 +107,22 @@ _start:
 	/* A load without KEXEC_PRESERVE_CONTEXT enters with 0 in the return
 	 * slot: there is no kernel to go back to. Say so and halt. */
 	cmpl	$0, kit_entry + KIT_ES_RET
-	jne	3f
+	jne	kit_leave
 	call	kit_no_return
-3:
 
 	/*
-	 * Back to the kernel's state.  Whatever the payload did to the CPU
-	 * mode is undone while our IDT can still report a fault: flat
+	 * kit_leave: back to the kernel's state, after payload_main returned
+	 * or after a fault (traps.S jumps here from its fault stack, the
+	 * payload's C frames abandoned: kit/fault.h).  Everything below comes
+	 * from kit_entry, nothing from the stack or registers we arrive with.
+	 * Whatever the payload did to the CPU mode is undone while our IDT can
+	 * still report a fault (which cannot loop: kit/fault.h): flat
 	 * segments from our GDT (again: the payload may have loaded its own),
 	 * then CR0 first (drops paging if the payload enabled it; this code
 	 * must then be identity mapped), CR4, CR3.
 	 */
+	.globl	kit_leave
+kit_leave:
 	cli
 	lgdt	kit_gdt_ptr
 	ljmp	$KIT_CODE_SEL, $2f

@@ -2,11 +2,11 @@
  * i386/traps.S - the payload's IDT: one stub per exception vector.
  *
  * While the payload runs, the IDT points here instead of at nothing, so a
- * fault prints a report on the serial console and halts, instead of
- * triple-faulting (which resets the machine and loses the running kernel
- * without a word).  Gates are 32-bit interrupt gates on KIT_CODE_SEL, ring 0
- * to ring 0: the CPU pushes EFLAGS, CS, EIP (and an error code for some
- * vectors) on the current stack.
+ * fault prints a report on the serial console and goes back to the kernel
+ * (kit/fault.h), instead of triple-faulting (which resets the machine and
+ * loses the running kernel without a word).  Gates are 32-bit interrupt
+ * gates on KIT_CODE_SEL, ring 0 to ring 0: the CPU pushes EFLAGS, CS, EIP
+ * (and an error code for some vectors) on the current stack.
  */
 #include <kit/desc.h>
 
@@ -36,7 +36,11 @@ kit_exc_\vec:
 /*
  * Frame for kit_exception(): pushal's registers, vector, error code, then
  * what the CPU pushed (EIP, CS, EFLAGS).  The C code runs on a stack of its
- * own: the faulting one may be the problem.
+ * own: the faulting one may be the problem.  When it returns, the payload's
+ * frames (on its stack and ours) are abandoned: kit_leave (entry.S) takes
+ * the trampoline's normal way home, which rebuilds everything from
+ * kit_entry.  (A nested fault lands on the top of this stack again; its
+ * handler halts, it never returns into the frames it overwrote.)
  */
 kit_exc_common:
 	pushal
@@ -49,10 +53,8 @@ kit_exc_common:
 	subl	$12, %esp
 	pushl	%eax
 	cld
-	call	kit_exception		/* does not return */
-1:	cli
-	hlt
-	jmp	1b
+	call	kit_exception		/* returns unless it halts */
+	jmp	kit_leave
 
 /* Fill the IDT (each call: it costs nothing) and load it. */
 	.globl	kit_load_idt
@@ -92,7 +94,7 @@ kit_idt:
 kit_nmi_count:
 	.skip	4
 	.balign	16
-	.skip	2048
+	.skip	8192			/* the report, and payload_fault() */
 kit_exc_stack_top:
 
 	.section .note.GNU-stack, "", @progbits

@@ -16,6 +16,9 @@ run64() {	# run64 NAME PAYLOAD CMDLINE [TIMEOUT]: long mode needs qemu-system-x8
 has() {		# has NAME LINE: LINE occurs, whole, in the log
 	grep -qxF -- "$2" "$O/test/$1.log" || { echo "  missing: $2"; return 1; }
 }
+matches() {	# matches NAME REGEX: a whole line matches the basic regular expression
+	grep -qx -- "$2" "$O/test/$1.log" || { echo "  no line matches: $2"; return 1; }
+}
 lacks() {	# lacks NAME TEXT
 	! grep -qF -- "$2" "$O/test/$1.log" || { echo "  unexpected: $2"; return 1; }
 }
@@ -56,18 +59,55 @@ count entry_report "entry_report: end" 2 || r=1
 count entry_report "entry_report: " 52 || r=1
 verdict $r entry_report
 
-run check_payload "$O/test/check_payload" calls=3 5
+run check_payload "$O/test/check_payload" calls=6 5
 r=0
-has check_payload "fake_kernel: return 1 ok" || r=1
-has check_payload "fake_kernel: return 2 ok" || r=1
+for k in 1 2 3 4; do
+	has check_payload "fake_kernel: return $k ok" || r=1
+done
 grep -q "^check_payload: paging on, cr0=0x8" "$O/test/check_payload.log" ||
 	{ echo "  missing: check_payload: paging on, cr0=0x8..."; r=1; }
-has check_payload "check_payload: call 3" || r=1
-grep -q "^kit: exception 6 at EIP=0x0[0-9a-f]\{7\} (#UD" "$O/test/check_payload.log" ||
-	{ echo "  missing: kit: exception 6 at EIP=..."; r=1; }
-has check_payload "kit: halted" || r=1
+# call 3: ud2, unwound; the fake kernel checked that return like the others
+matches check_payload "kit: exception 6 at EIP=0x0[0-9a-f]\{7\} (#UD invalid opcode)" || r=1
+has check_payload "kit: call 3 abandoned after the fault; returning to the kernel" || r=1
+# call 4 read it back, then took a #PF under its own paging (undone by the unwind)
+matches check_payload "check_payload: call 3 faulted: vector 6 at 0x0[0-9a-f]\{7\} (faults: 1)" || r=1
+matches check_payload "kit: exception 14 at EIP=0x0[0-9a-f]\{7\} (#PF page fault) error=0x00000000 cr2=0xffc00000" || r=1
+has check_payload "check_payload: payload_fault: vector 14 in call 4, cr2=0xffc00000" || r=1
+has check_payload "kit: call 4 abandoned after the fault; returning to the kernel" || r=1
+# call 5: a fault in payload_fault() is a nested fault: halted, no return
+matches check_payload "check_payload: call 4 faulted: vector 14 at 0x0[0-9a-f]\{7\} (faults: 2)" || r=1
+matches check_payload "kit: exception 0 at EIP=0x0[0-9a-f]\{7\} (#DE divide error) while handling exception 6; halted" || r=1
+lacks check_payload "kit: call 5 abandoned" || r=1
+lacks check_payload "fake_kernel: return 5" || r=1
 lacks check_payload "fake_kernel: done" || r=1
 verdict $r check_payload
+
+# test/fault_payload.c: a fault on every odd call; each fault is reported
+# and unwound, the fake kernel checks every return, even calls run normally
+faults() {	# faults NAME RUNNER VECTOR NAME-OF-VECTOR IP-REGEX [EXTRA-REGEX]
+	$2 "$1" "$O/test/$1" calls=4
+	r=0
+	for k in 1 2 3 4; do
+		has "$1" "fake_kernel: return $k ok" || r=1
+	done
+	has "$1" "fake_kernel: done" || r=1
+	count "$1" "kit: exception $3 at $5 ($4)${6:-}$" 2 || r=1
+	for k in 1 3; do
+		has "$1" "fault_payload: call $k raises $4" || r=1
+		has "$1" "fault_payload: payload_fault: vector $3 in call $k" || r=1
+		has "$1" "kit: call $k abandoned after the fault; returning to the kernel" || r=1
+		matches "$1" "fault_payload: previous call $k faulted: vector $3 error=0x[0-9a-f]* at 0x0*10[0-9a-f]\{5\}" || r=1
+	done
+	has "$1" "fault_payload: call 2 ok" || r=1
+	has "$1" "fault_payload: call 4 ok" || r=1
+	lacks "$1" "no fault" || r=1
+	lacks "$1" "kit_calls=" || r=1
+	verdict $r "$1"
+}
+EIP="EIP=0x010[0-9a-f]\{5\}"
+faults fault_de run 0 "#DE divide error" "$EIP"
+faults fault_ud run 6 "#UD invalid opcode" "$EIP"
+faults fault_gp run 13 "#GP general protection" "$EIP" " error=0x00000078"
 
 run no_return "$O/i386/phy_mode" "calls=1 plain" 5
 r=0
@@ -102,18 +142,31 @@ count entry_report64 "entry_report: end" 2 || r=1
 count entry_report64 "entry_report: " 68 || r=1
 verdict $r entry_report64
 
-run64 check_payload64 "$O/test/check_payload64" calls=3 5
+run64 check_payload64 "$O/test/check_payload64" calls=6 5
 r=0
-has check_payload64 "fake_kernel: return 1 ok" || r=1
-has check_payload64 "fake_kernel: return 2 ok" || r=1
+for k in 1 2 3 4; do
+	has check_payload64 "fake_kernel: return $k ok" || r=1
+done
 grep -q "^check_payload: own page table, cr3=0x0000000001[0-9a-f]\{6\} cr4=0xa0$" "$O/test/check_payload64.log" ||
 	{ echo "  missing: check_payload: own page table, cr3=... cr4=0xa0"; r=1; }
-has check_payload64 "check_payload: call 3" || r=1
-grep -q "^kit: exception 6 at RIP=0x00000000010[0-9a-f]\{5\} (#UD" "$O/test/check_payload64.log" ||
-	{ echo "  missing: kit: exception 6 at RIP=..."; r=1; }
-has check_payload64 "kit: halted" || r=1
+RIP="RIP=0x00000000010[0-9a-f]\{5\}"
+matches check_payload64 "kit: exception 6 at $RIP (#UD invalid opcode)" || r=1
+has check_payload64 "kit: call 3 abandoned after the fault; returning to the kernel" || r=1
+matches check_payload64 "check_payload: call 3 faulted: vector 6 at 0x00000000010[0-9a-f]\{5\} (faults: 1)" || r=1
+matches check_payload64 "kit: exception 14 at $RIP (#PF page fault) error=0x00000000 cr2=0x0000000040000000" || r=1
+has check_payload64 "check_payload: payload_fault: vector 14 in call 4, cr2=0x0000000040000000" || r=1
+has check_payload64 "kit: call 4 abandoned after the fault; returning to the kernel" || r=1
+matches check_payload64 "check_payload: call 4 faulted: vector 14 at 0x00000000010[0-9a-f]\{5\} (faults: 2)" || r=1
+matches check_payload64 "kit: exception 0 at $RIP (#DE divide error) while handling exception 6; halted" || r=1
+lacks check_payload64 "kit: call 5 abandoned" || r=1
+lacks check_payload64 "fake_kernel: return 5" || r=1
 lacks check_payload64 "fake_kernel: done" || r=1
 verdict $r check_payload64
+
+faults fault_de64 run64 0 "#DE divide error" "$RIP"
+faults fault_ud64 run64 6 "#UD invalid opcode" "$RIP"
+faults fault_gp64 run64 13 "#GP general protection" "$RIP" " error=0x00000000"
+faults fault_pf64 run64 14 "#PF page fault" "$RIP" " error=0x00000000 cr2=0x00007f0000000000"
 
 run64 no_return64 "$O/x86_64/phy_mode" "calls=1 plain" 5
 r=0
@@ -121,6 +174,18 @@ has no_return64 "phy_mode: hello from physical mode, call 1" || r=1
 has no_return64 "kit: payload returned but there is no kernel to return to (not loaded with --load-preserve-context); halted" || r=1
 lacks no_return64 "fake_kernel: return" || r=1
 verdict $r no_return64
+
+# a fault without preserve-context: reported, then halted (nowhere to go)
+for a in "" 64; do
+	run$a fault_no_return$a "$O/test/fault_de$a" "calls=1 plain" 5
+	r=0
+	has fault_no_return$a "fault_payload: call 1 raises #DE divide error" || r=1
+	has fault_no_return$a "fault_payload: payload_fault: vector 0 in call 1" || r=1
+	has fault_no_return$a "kit: no kernel to return to (not loaded with --load-preserve-context); halted" || r=1
+	lacks fault_no_return$a "fake_kernel: return" || r=1
+	lacks fault_no_return$a "abandoned" || r=1
+	verdict $r fault_no_return$a
+done
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

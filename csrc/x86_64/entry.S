@@ -92,6 +92,10 @@ _start:
 	movq	kernel_idtr + 2, %rax
 	movq	%rax, kit_entry + KIT_ES_IDTR_BASE
 
+	/* A new call: count it; no fault is being handled (kit/fault.h). */
+	incl	kit_calls
+	movl	$0, kit_fault_nesting
+
 	/*
 	 * Our GDT has 64-bit code at 0x10 and flat data at 0x18, the kernel's
 	 * own selectors: reloading changes no selector.  FS and GS are left
@@ -116,18 +120,23 @@ _start:
 	/* A load without KEXEC_PRESERVE_CONTEXT enters with 0 in the return
 	 * slot: there is no kernel to go back to. Say so and halt. */
 	cmpq	$0, kit_entry + KIT_ES_RET
-	jne	3f
+	jne	kit_leave
 	call	kit_no_return
-3:
 
 	/*
-	 * Back to the kernel's state.  Whatever the payload did to the CPU
-	 * mode is undone while our IDT can still report a fault: our GDT and
+	 * kit_leave: back to the kernel's state, after payload_main returned
+	 * or after a fault (traps.S jumps here from its fault stack, the
+	 * payload's C frames abandoned: kit/fault.h).  Everything below comes
+	 * from kit_entry, nothing from the stack or registers we arrive with.
+	 * Whatever the payload did to the CPU mode is undone while our IDT can
+	 * still report a fault (which cannot loop: kit/fault.h): our GDT and
 	 * CS again (the payload may have loaded its own), the kernel's data
 	 * selectors, then CR0, CR4, CR3 (the identity map the return address
 	 * is reached through).  Long mode itself cannot be left and re-entered
 	 * here; a payload that leaves it must come back to it before returning.
 	 */
+	.globl	kit_leave
+kit_leave:
 	cli
 	lgdt	kit_gdt_ptr
 	call	kit_reload_segments

@@ -2,9 +2,9 @@
  * x86_64/traps.S - the payload's IDT: one stub per exception vector.
  *
  * While the payload runs, the IDT points here instead of at nothing, so a
- * fault prints a report on the serial console and halts, instead of
- * triple-faulting (which resets the machine and loses the running kernel
- * without a word).  Gates are 64-bit interrupt gates on KIT_CODE_SEL, IST 0,
+ * fault prints a report on the serial console and goes back to the kernel
+ * (kit/fault.h), instead of triple-faulting (which resets the machine and
+ * loses the running kernel without a word).  Gates are 64-bit interrupt gates on KIT_CODE_SEL, IST 0,
  * ring 0 to ring 0: the CPU aligns RSP to 16 and pushes SS, RSP, RFLAGS,
  * CS, RIP (and an error code for some vectors) on the current stack.
  */
@@ -37,7 +37,11 @@ kit_exc_\vec:
  * Frame for kit_exception(): the general registers (r15 first at the
  * lowest address), vector, error code, then what the CPU pushed (RIP, CS,
  * RFLAGS, RSP, SS).  The C code runs on a stack of its own: the faulting
- * one may be the problem.
+ * one may be the problem.  When it returns, the payload's frames (on its
+ * stack and ours) are abandoned: kit_leave (entry.S) takes the trampoline's
+ * normal way home, which rebuilds everything from kit_entry.  (A nested
+ * fault lands on the top of this stack again; its handler halts, it never
+ * returns into the frames it overwrote.)
  */
 kit_exc_common:
 	pushq	%rax
@@ -62,10 +66,8 @@ kit_exc_common:
 	movl	%ecx, %ss
 	movq	$kit_exc_stack_top, %rsp
 	cld
-	call	kit_exception		/* does not return */
-1:	cli
-	hlt
-	jmp	1b
+	call	kit_exception		/* returns unless it halts */
+	jmp	kit_leave
 
 /* Fill the IDT (each call: it costs nothing) and load it. */
 	.globl	kit_load_idt
@@ -110,7 +112,7 @@ kit_idt:
 kit_nmi_count:
 	.skip	4
 	.balign	16
-	.skip	4096
+	.skip	8192			/* the report, and payload_fault() */
 kit_exc_stack_top:
 
 	.section .note.GNU-stack, "", @progbits

@@ -212,3 +212,52 @@ def test_unaligned_phys_addr_is_refused_at_link_time(tmp_path):
     result = make(f"PAYLOAD={source}", f"OUT={tmp_path / 'p'}", "PHYS_ADDR=0x2400800")
     assert result.returncode != 0
     assert "PHYS_ADDR must be page aligned" in result.stderr
+
+
+# csrc/test/fault_payload.c: the test payload of tests/vm/test_payload_faults.py, one build per
+# fault (FAULT_VECTOR); the kit's fault record is a symbol a later result channel can find
+FAULT_SOURCE = os.path.join(KIT, "test", "fault_payload.c")
+FAULT_KINDS = [("i386", 0), ("i386", 6), ("i386", 13), ("x86_64", 0), ("x86_64", 6), ("x86_64", 13), ("x86_64", 14)]
+# struct kit_fault: six registers (vector, error, ip, sp, flags, cr2), then call and count
+KIT_FAULT_SIZE = {"i386": 6 * 4 + 8, "x86_64": 6 * 8 + 8}
+
+
+def build_fault_payload(tmp_path, arch, vector):
+    out = tmp_path / f"fault_{arch}_{vector}"
+    return out, make(f"PAYLOAD={FAULT_SOURCE}", f"OUT={out}", f"ARCH={arch}", f"EXTRA_CFLAGS=-DFAULT_VECTOR={vector}")
+
+
+@pytest.mark.parametrize("arch, vector", FAULT_KINDS)
+def test_fault_payload_builds_with_the_kits_fault_record(tmp_path, arch, vector, capsys):
+    out, result = build_fault_payload(tmp_path, arch, vector)
+    assert result.returncode == 0, result.stderr
+    header, loads, start, symbols, _ = elf_facts(out)
+    assert header["e_machine"] == ELF_FACTS[arch][1]
+    assert loads[0].p_paddr == start == DEFAULT_PHYS_ADDR
+    for name in ("kit_last_fault", "kit_calls", "kit_leave", "kit_fault_nesting", "payload_fault", "payload_main"):
+        assert name in symbols, name
+    image_end = loads[0].p_paddr + loads[0].p_memsz
+    assert loads[0].p_paddr <= symbols["kit_last_fault"] < image_end  # in the image: it persists
+    with open(out, "rb") as f:
+        [record] = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name("kit_last_fault")
+        assert record["st_size"] == KIT_FAULT_SIZE[arch]
+    capsys.readouterr()
+    assert dry_run(str(out), machine_root(arch), arch) == 0  # an ordinary preserve-context load
+
+
+@pytest.mark.parametrize("arch, vector, message", [
+    ("i386", None, "build with EXTRA_CFLAGS=-DFAULT_VECTOR=0|6|13|14"),
+    ("i386", 14, "FAULT_VECTOR: 0, 6, 13, or (x86_64) 14"),  # paging is off: no #PF on i386
+    ("x86_64", 3, "FAULT_VECTOR: 0, 6, 13, or (x86_64) 14"),
+])
+def test_fault_payload_refuses_a_fault_it_cannot_raise(tmp_path, arch, vector, message):
+    out = tmp_path / "fault"
+    flags = [] if vector is None else [f"EXTRA_CFLAGS=-DFAULT_VECTOR={vector}"]
+    result = make(f"PAYLOAD={FAULT_SOURCE}", f"OUT={out}", f"ARCH={arch}", *flags)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_test_payloads_are_not_among_the_examples(kit_dir, arch):
+    """`make O=...` (what setup.py, and so the .deb, builds) makes the examples only."""
+    assert sorted(p for p in os.listdir(os.path.join(kit_dir, arch)) if not p.startswith(".")) == sorted(EXAMPLES)

@@ -137,6 +137,8 @@ _Static_assert(sizeof(struct kit_entry_state) == KIT_ES_SIZE, "kit_entry_state")
  * must lie below 2 GiB).  The return
  * value is ignored (reserved).  When it returns, the trampoline restores the
  * kernel's state and hands control back; the next `kexec -e` calls it again.
+ * A CPU exception in it does the same after a report on the console, with
+ * its C frame abandoned (kit/fault.h: kit_last_fault, payload_fault()).
  *
  * Only memory inside the image is the payload's: the kernel swaps the
  * image's pages in before the call and out after it, so globals persist from

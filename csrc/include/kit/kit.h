@@ -5,6 +5,7 @@
 #include <kit/entry.h>
 #include <kit/console.h>
 #include <kit/cpu.h>
+#include <kit/fault.h>
 #include <kit/io.h>
 #include <kit/string.h>
 
