@@ -7,6 +7,7 @@ machines (tests/data/memmaps/).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from kexec_py.errors import MemoryMapError
@@ -43,34 +44,76 @@ class MemoryMap:
         return merge(usable)
 
 
+# Physical addresses are 64-bit (the e820 table packs them as u64): at most 16 hex
+# digits, with 0x in sysfs, without in /proc/iomem; a region's size must fit 64 bits too.
+_ADDRESS_SPACE = 1 << 64
+_HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]{1,16})")
+_IOMEM_LINE = re.compile(r"([0-9a-fA-F]{1,16})-([0-9a-fA-F]{1,16}) : (.*)")
+_MEMTOTAL = re.compile(r"MemTotal:\s+([0-9]{1,20}) kB")
+
+
+def _unreadable(what: str) -> MemoryMapError:
+    return MemoryMapError(f"cannot read the memory map: {what}")
+
+
 def _read_text(path: str) -> str:
-    with open(path, encoding="ascii") as f:
-        return f.read()
+    """The file's text; MemoryMapError when it cannot be read or is not ASCII."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise _unreadable(str(e)) from None
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError as e:
+        raise _unreadable(f"{path}: byte {e.start} is not ASCII ({data[e.start]:#04x})") from None
+
+
+def _region(where: str, start: int, end: int, kind: str) -> MemoryRegion:
+    """[start, end] (inclusive, as both files give it) as a region."""
+    if end < start:
+        raise _unreadable(f"{where}: end {end:#x} is below start {start:#x}")
+    if end - start >= _ADDRESS_SPACE - 1:
+        raise _unreadable(f"{where}: {start:#x}-{end:#x} is the whole 64-bit address space, not a region")
+    return MemoryRegion(Range(start, end + 1), kind)
 
 
 def read_sysfs_memmap(root: str = "/") -> list[MemoryRegion]:
     """Entries of /sys/firmware/memmap (the firmware's map, before the kernel trims it)."""
     base = os.path.join(root, "sys/firmware/memmap")
+    try:
+        names = os.listdir(base)
+    except OSError as e:
+        raise _unreadable(str(e)) from None
     regions = []
-    for entry in sorted(os.listdir(base), key=lambda name: int(name) if name.isdigit() else -1):
+    for entry in sorted(names, key=lambda name: int(name) if name.isdigit() else -1):
         directory = os.path.join(base, entry)
-        start = int(_read_text(os.path.join(directory, "start")), 16)
-        end = int(_read_text(os.path.join(directory, "end")), 16)  # inclusive
+        start, end = (_sysfs_address(os.path.join(directory, name)) for name in ("start", "end"))
         kind = _read_text(os.path.join(directory, "type")).strip()
-        regions.append(MemoryRegion(Range(start, end + 1), kind))
+        regions.append(_region(directory, start, end, kind))
     return regions
+
+
+def _sysfs_address(path: str) -> int:
+    text = _read_text(path)
+    match = _HEX.fullmatch(text.strip())
+    if not match:
+        raise _unreadable(f"{path}: {text.strip()[:40]!r} is not a 64-bit hexadecimal address")
+    return int(match.group(1), 16)
 
 
 def read_iomem(root: str = "/") -> list[MemoryRegion]:
     """Top-level entries of /proc/iomem."""
     path = os.path.join(root, "proc/iomem")
     regions = []
-    for line in _read_text(path).splitlines():
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line or line[0].isspace():
             continue  # nested entries describe parts of a top-level one
-        span, _, kind = line.partition(" : ")
-        start, _, end = span.partition("-")
-        regions.append(MemoryRegion(Range(int(start, 16), int(end, 16) + 1), kind.strip()))
+        match = _IOMEM_LINE.fullmatch(line)
+        if not match:
+            raise _unreadable(f"{path} line {number}: {line[:60]!r} is not START-END : NAME (64-bit hex)")
+        start, end = int(match.group(1), 16), int(match.group(2), 16)
+        regions.append(_region(f"{path} line {number}", start, end, match.group(3).strip()))
     if regions and all(r.range.start == 0 and r.range.size == 1 for r in regions):
         raise MemoryMapError(f"{path} hides its addresses from non-root users; run as root")
     return regions
@@ -80,7 +123,10 @@ def read_total_ram(root: str = "/") -> int:
     path = os.path.join(root, "proc/meminfo")
     for line in _read_text(path).splitlines():
         if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
+            match = _MEMTOTAL.fullmatch(line.rstrip())
+            if not match:
+                raise _unreadable(f"{path}: {line[:60]!r} is not MemTotal: N kB")
+            return int(match.group(1)) * 1024
     raise MemoryMapError(f"{path} has no MemTotal line")
 
 
@@ -88,13 +134,14 @@ def read_memory_map(root: str = "/") -> MemoryMap:
     """The firmware map from sysfs when the kernel exports it, else /proc/iomem."""
     sysfs = os.path.join(root, "sys/firmware/memmap")
     try:
-        if os.path.isdir(sysfs) and os.listdir(sysfs):  # present but empty: use iomem
-            regions, source = read_sysfs_memmap(root), sysfs
-        else:
-            regions, source = read_iomem(root), os.path.join(root, "proc/iomem")
-        total = read_total_ram(root)
-    except (OSError, ValueError) as e:
-        raise MemoryMapError(f"cannot read the memory map: {e}") from e
+        present = os.path.isdir(sysfs) and bool(os.listdir(sysfs))  # present but empty: use iomem
+    except OSError as e:
+        raise _unreadable(str(e)) from None
+    if present:
+        regions, source = read_sysfs_memmap(root), sysfs
+    else:
+        regions, source = read_iomem(root), os.path.join(root, "proc/iomem")
+    total = read_total_ram(root)
     if not any(r.type == SYSTEM_RAM for r in regions):
         raise MemoryMapError(f"no System RAM in {source}")
     return MemoryMap(tuple(regions), total, source)

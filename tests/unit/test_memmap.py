@@ -153,7 +153,8 @@ def test_both_sources_give_the_same_usable_ram(tmp_path):
         (dict(sysfs=QEMU_LIKE_SYSFS), r"cannot read the memory map: .*proc/meminfo"),
         (dict(iomem="00000000-0009ffff : Reserved\n", meminfo_kb=1), r"no System RAM in .*proc/iomem"),
         (dict(sysfs=[(0, 0xFFFF, RESERVED)], meminfo_kb=1), r"no System RAM in .*sys/firmware/memmap"),
-        (dict(iomem="000zz000-00ffffff : System RAM\n", meminfo_kb=1), r"cannot read the memory map: invalid literal"),
+        (dict(iomem="000zz000-00ffffff : System RAM\n", meminfo_kb=1),
+         r"cannot read the memory map: .*proc/iomem line 1: '000zz000-00ffffff : System RAM' is not START-END : NAME"),
     ],
     ids=["iomem-hidden", "nothing", "no-meminfo", "iomem-no-ram", "sysfs-no-ram", "iomem-garbage"],
 )
@@ -166,7 +167,8 @@ def test_read_memory_map_errors(tmp_path, tree, message):
 def test_read_memory_map_on_unparsable_sysfs_entry(tmp_path):
     root = write_tree(tmp_path, sysfs=QEMU_LIKE_SYSFS, meminfo_kb=1)
     (tmp_path / "sys/firmware/memmap/3/end").write_text("end of RAM\n")
-    with pytest.raises(MemoryMapError, match="cannot read the memory map: invalid literal"):
+    with pytest.raises(MemoryMapError, match=r"cannot read the memory map: .*/sys/firmware/memmap/3/end:"
+                                             r" 'end of RAM' is not a 64-bit hexadecimal address$"):
         read_memory_map(root)
 
 
@@ -274,3 +276,77 @@ def test_recorded_qemu_iomem_agrees_with_sysfs(name):
         MemoryRegion(Range(0x100000, ram_top), RAM),
     ]
     assert MemoryMap(tuple(regions), 0, "iomem").ram() == [Range(0x1000, 0x9F000), Range(0x100000, ram_top)]
+
+
+# --- damaged files: one MemoryMapError from each reader (found by tests/unit/test_fuzz.py) ---------
+
+SYSFS_ENTRY = [(0x0, 0x9FBFF, RAM), (0x100000, 0x1FFDFFFF, RAM)]
+
+
+@pytest.mark.parametrize("file, text, message", [
+    ("0/start", "", r"memmap/0/start: '' is not a 64-bit hexadecimal address$"),
+    ("1/end", "end of RAM\n", r"memmap/1/end: 'end of RAM' is not a 64-bit hexadecimal address$"),
+    ("1/end", "-0x1\n", r"memmap/1/end: '-0x1' is not a 64-bit hexadecimal address$"),
+    ("1/start", "0x10000000000000000\n", r"'0x10000000000000000' is not a 64-bit hexadecimal address$"),
+    ("1/end", "0xfffff\n", r"memmap/1: end 0xfffff is below start 0x100000$"),
+    ("0/end", "0xffffffffffffffff\n", r"memmap/0: 0x0-0xffffffffffffffff is the whole 64-bit address space"),
+    ("1/type", "System\xa0RAM\n", r"memmap/1/type: byte 6 is not ASCII \(0xc2\)$"),
+], ids=["empty", "words", "negative", "past-64-bit", "end-below-start", "whole-space", "not-ascii"])
+def test_damaged_sysfs_entry(tmp_path, file, text, message):
+    root = write_tree(tmp_path, sysfs=SYSFS_ENTRY, meminfo_kb=1)
+    (tmp_path / "sys/firmware/memmap" / file).write_text(text, encoding="utf-8")
+    for read in (read_sysfs_memmap, read_memory_map):
+        with pytest.raises(MemoryMapError, match=r"^cannot read the memory map: .*" + message):
+            read(root)
+
+
+def test_sysfs_entry_missing_a_file(tmp_path):
+    root = write_tree(tmp_path, sysfs=SYSFS_ENTRY, meminfo_kb=1)
+    os.remove(tmp_path / "sys/firmware/memmap/1/type")
+    with pytest.raises(MemoryMapError, match=r"^cannot read the memory map: \[Errno 2\] No such file or directory:"
+                                             r" '.*memmap/1/type'$"):
+        read_sysfs_memmap(root)
+
+
+@pytest.mark.parametrize("iomem, message", [
+    ("00000000-0009ffff : Reserved\n0009zc00-0009ffff : Reserved\n",
+     r"iomem line 2: '0009zc00-0009ffff : Reserved' is not START-END : NAME \(64-bit hex\)$"),
+    ("00100000-1ffdffff System RAM\n", r"iomem line 1: '00100000-1ffdffff System RAM' is not START-END : NAME"),
+    ("00100000 : System RAM\n", r"iomem line 1: '00100000 : System RAM' is not START-END : NAME"),
+    ("00100000-000fffff : System RAM\n", r"iomem line 1: end 0xfffff is below start 0x100000$"),
+    ("00100000-10000000000000000 : System RAM\n", r"iomem line 1: .* is not START-END : NAME \(64-bit hex\)$"),
+    ("0000000000000000-ffffffffffffffff : System RAM\n", r"iomem line 1: 0x0-0xffffffffffffffff is the whole 64-bit"),
+    ("00100000-1ffdffff : System R\xc3M\n", r"iomem: byte 28 is not ASCII \(0xc3\)$"),
+], ids=["not-hex", "no-colon", "no-end", "end-below-start", "past-64-bit", "whole-space", "not-ascii"])
+def test_damaged_iomem(tmp_path, iomem, message):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/iomem").write_bytes(iomem.encode("latin-1"))
+    with pytest.raises(MemoryMapError, match=r"^cannot read the memory map: .*proc/" + message):
+        read_iomem(str(tmp_path))
+
+
+def test_iomem_missing(tmp_path):
+    with pytest.raises(MemoryMapError, match=r"^cannot read the memory map: \[Errno 2\] No such file or directory"):
+        read_iomem(str(tmp_path))
+
+
+@pytest.mark.parametrize("meminfo, message", [
+    ("MemTotal:\nMemFree: 1 kB\n", r"proc/meminfo: 'MemTotal:' is not MemTotal: N kB$"),
+    ("MemTotal:    12x4 kB\n", r"proc/meminfo: 'MemTotal:    12x4 kB' is not MemTotal: N kB$"),
+    ("MemTotal:    1234 MB\n", r"proc/meminfo: 'MemTotal:    1234 MB' is not MemTotal: N kB$"),
+    ("MemTotal:    " + "9" * 5000 + " kB\n", r"proc/meminfo: 'MemTotal:    9{47}' is not MemTotal: N kB$"),
+    ("MemTotal: \xff kB\n", r"proc/meminfo: byte 10 is not ASCII \(0xff\)$"),
+], ids=["no-number", "not-a-number", "not-kb", "too-many-digits", "not-ascii"])
+def test_damaged_meminfo(tmp_path, meminfo, message):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/meminfo").write_bytes(meminfo.encode("latin-1"))
+    with pytest.raises(MemoryMapError, match=r"^cannot read the memory map: .*" + message):
+        read_total_ram(str(tmp_path))
+
+
+def test_every_region_read_packs_into_the_zero_page(tmp_path):
+    """The largest region a reader accepts still fits an e820 entry (u64 address and size)."""
+    from kexec_py.bootparams import e820_from_memory_map
+
+    root = write_tree(tmp_path, iomem="0000000000001000-ffffffffffffffff : System RAM\n", meminfo_kb=1)
+    assert [e.pack() for e in e820_from_memory_map(read_memory_map(root))]
