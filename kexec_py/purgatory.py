@@ -41,6 +41,19 @@ REGISTERS = ("eax", "ebx", "ecx", "edx", "esi", "edi", "esp", "ebp", "eip")
 R_386_32 = 1
 R_386_PC32 = 2
 _MASK32 = 0xFFFFFFFF
+# The most memory a purgatory may take: it is placed below 1 MiB when there is room,
+# and ours takes 8 KiB. Checked before the image is laid out, so a damaged object
+# asks for no large allocation.
+MAX_SIZE = 1 << 20
+ELFCLASS32, ELFCLASS64 = 1, 2
+ELFDATA2LSB, ELFDATA2MSB = 1, 2
+SHT_STRTAB, SHT_NOBITS = 3, 8
+SHF_ALLOC, SHF_COMPRESSED = 0x2, 0x800
+LINKED_TYPES = (2, 4, 5, 6, 9, 11)  # SHT_SYMTAB, RELA, HASH, DYNAMIC, REL, DYNSYM: sh_link is a section
+# Elf32_Ehdr from e_ident to e_shstrndx, and Elf32_Shdr (sh_name, sh_type, sh_flags,
+# sh_addr, sh_offset, sh_size, sh_link, sh_info, sh_addralign, sh_entsize)
+ELF32_EHDR = struct.Struct("<16sHHIIIIIHHHHHH")
+ELF32_SHDR = struct.Struct("<10I")
 _ENV_PATH = "KEXEC_PY_PURGATORY"
 
 
@@ -84,6 +97,11 @@ class Purgatory:
                 data = f.read()
         except OSError as e:
             raise ImageError(f"{path}: cannot read purgatory ({e.strerror})") from None
+        return cls.from_bytes(data, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str = "purgatory") -> Purgatory:
+        """Parse a purgatory object; ImageError (one line) says what is wrong with it."""
         from elftools.common.exceptions import ELFError
 
         try:
@@ -134,17 +152,16 @@ def _parse(path: str, data: bytes) -> Purgatory:
     from elftools.elf.relocation import RelocationSection
     from elftools.elf.sections import SymbolTableSection
 
-    if data[:4] != b"\x7fELF":
-        raise ImageError(f"{path}: not an ELF file")
+    _check_layout(path, data)
     elf = ELFFile(io.BytesIO(data))
     if elf.elfclass != 32 or not elf.little_endian or elf["e_machine"] != "EM_386":
         raise ImageError(f"{path}: purgatory must be an ELF32 i386 object, not {elf['e_machine']}")
     if elf["e_type"] != "ET_REL":
         raise ImageError(f"{path}: ELF type {elf['e_type']}, purgatory must be relocatable (ET_REL)")
 
+    sections = list(elf.iter_sections())
     # Layout: allocated sections with contents first, in file order, then the
     # NOBITS ones, so the segment's data ends where the zero fill begins.
-    sections = list(elf.iter_sections())
     allocated = [
         i for i, s in enumerate(sections) if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_size"]
     ]
@@ -155,9 +172,16 @@ def _parse(path: str, data: bytes) -> Purgatory:
     for i in allocated:
         s = sections[i]
         align = max(s["sh_addralign"], 1)
+        if align & (align - 1):
+            raise ImageError(f"{path}: section {s.name or i} is aligned to {align:#x}, not a power of two")
         alignment = max(alignment, align)
         offsets[i] = align_up(end, align)
         end = offsets[i] + s["sh_size"]
+        if end > MAX_SIZE or alignment > MAX_SIZE:
+            raise ImageError(
+                f"{path}: its sections take more than {MAX_SIZE >> 10} KiB laid out"
+                f" ({s.name or i}: {s['sh_size']:#x} bytes, aligned to {align:#x}): not a purgatory"
+            )
         if s["sh_type"] != "SHT_NOBITS":
             image += bytes(offsets[i] - len(image)) + s.data()
     size = align_up(max(end, 1))
@@ -208,6 +232,11 @@ def _parse(path: str, data: bytes) -> Purgatory:
                 )
             if target["sh_type"] == "SHT_NOBITS" or rel["r_offset"] + 4 > target["sh_size"]:
                 raise ImageError(f"{path}: {s.name}: relocation at {rel['r_offset']:#x} outside {target.name}")
+            if rel["r_info_sym"] >= len(symbols):
+                raise ImageError(
+                    f"{path}: {s.name}: relocation at {rel['r_offset']:#x} names symbol {rel['r_info_sym']},"
+                    f" but .symtab has {len(symbols)}"
+                )
             value, absolute = resolve(rel["r_info_sym"])
             relocations.append(_Relocation(base + rel["r_offset"], kind, value, absolute))
 
@@ -224,6 +253,8 @@ def _parse(path: str, data: bytes) -> Purgatory:
         if not isinstance(shndx, int) or shndx not in offsets:
             continue
         if sym.name == ENTRY_SYMBOL:
+            if sym["st_value"] >= sections[shndx]["sh_size"]:
+                raise ImageError(f"{path}: {ENTRY_SYMBOL} lies outside its section {sections[shndx].name}")
             entry = offsets[shndx] + sym["st_value"]
         if sym["st_info"]["type"] != "STT_OBJECT":
             continue
@@ -244,6 +275,58 @@ def _parse(path: str, data: bytes) -> Purgatory:
         _parameters=MappingProxyType(parameters),
         _nobits=MappingProxyType(nobits),
     )
+
+
+def _check_layout(path: str, data: bytes) -> None:
+    """What pyelftools would read past the end of the file for, checked on the raw
+    bytes first: the ELF header, the section header table, every section's bytes and
+    name. A damaged count, offset or size otherwise makes it parse garbage, fail with a
+    bare "expected 4, found 2", or walk a symbol table of millions of entries."""
+    if data[:4] != b"\x7fELF":
+        raise ImageError(f"{path}: not an ELF file")
+    if len(data) < 6 or data[4] not in (ELFCLASS32, ELFCLASS64) or data[5] not in (ELFDATA2LSB, ELFDATA2MSB):
+        ident = ", ".join(f"{b:#04x}" for b in data[4:6])
+        raise ImageError(f"{path}: damaged ELF identification (class and data encoding {ident or 'missing'})")
+    if data[4] != ELFCLASS32 or data[5] != ELFDATA2LSB:
+        if len(data) < 20:
+            raise ImageError(f"{path}: truncated: {len(data)} bytes, not even an ELF header")
+        machine = int.from_bytes(data[18:20], "little" if data[5] == ELFDATA2LSB else "big")
+        raise ImageError(f"{path}: purgatory must be an ELF32 i386 object, not {_machine_name(machine)}")
+    if len(data) < ELF32_EHDR.size:
+        raise ImageError(f"{path}: truncated: {len(data)} bytes, an ELF32 header takes {ELF32_EHDR.size}")
+    *_, shoff, _, _, _, _, shentsize, count, shstrndx = ELF32_EHDR.unpack_from(data)
+    if not count:
+        raise ImageError(f"{path}: no section headers")
+    if shentsize != ELF32_SHDR.size:
+        raise ImageError(f"{path}: e_shentsize is {shentsize}, ELF32 section headers take {ELF32_SHDR.size} bytes")
+    if shoff + count * shentsize > len(data):
+        raise ImageError(
+            f"{path}: truncated: the section header table ({count} entries at {shoff:#x}) runs past"
+            f" the end of the file ({len(data):#x} bytes)"
+        )
+    if shstrndx >= count:
+        raise ImageError(f"{path}: e_shstrndx {shstrndx} is not one of its {count} sections")
+    headers = [ELF32_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(count)]
+    for index, (_, kind, flags, _, offset, size, link, *_) in enumerate(headers):
+        if flags & SHF_COMPRESSED and (flags & SHF_ALLOC or kind in LINKED_TYPES + (SHT_STRTAB,)):
+            raise ImageError(f"{path}: section {index} is compressed (SHF_COMPRESSED): link purgatory uncompressed")
+        if kind != SHT_NOBITS and offset + size > len(data):
+            raise ImageError(
+                f"{path}: truncated: section {index} ({size:#x} bytes at {offset:#x}) runs past"
+                f" the end of the file ({len(data):#x} bytes)"
+            )
+        if kind in LINKED_TYPES and link >= count:
+            raise ImageError(f"{path}: section {index} links to section {link}, which does not exist")
+    _, names_kind, _, _, names_offset, names_size, *_ = headers[shstrndx]
+    for index, (name, *_) in enumerate(headers):
+        if name and (names_kind == SHT_NOBITS or data.find(b"\0", names_offset + name, names_offset + names_size) < 0):
+            raise ImageError(f"{path}: the name of section {index} is not in the section name table")
+
+
+def _machine_name(machine: int) -> str:
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    return next((name for name, value in ENUM_E_MACHINE.items() if value == machine), f"machine {machine}")
 
 
 def entry32_regs(*, eip: int, esi: int, esp: int = 0, **others: int) -> bytes:

@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import subprocess
+import time
 
 import pytest
 
@@ -320,8 +321,98 @@ def test_refuses_non_objects(tmp_path, purgatory_ro):
         Purgatory.from_file(compile_object(tmp_path, "x.c", "int purgatory_start = 1;\n", "-m64"))
     truncated = tmp_path / "truncated.ro"
     truncated.write_bytes(open(purgatory_ro, "rb").read()[:0x200])
-    with pytest.raises(ImageError, match="damaged purgatory object"):
+    with pytest.raises(ImageError, match=r"truncated: the section header table \(\d+ entries at 0x[0-9a-f]+\)"
+                                         r" runs past the end of the file \(0x200 bytes\)$"):
         Purgatory.from_file(str(truncated))
+
+
+class Damaged:
+    """purgatory.ro with header fields overwritten, for objects gcc will not make."""
+
+    SHDR = {"sh_name": 0, "sh_type": 4, "sh_flags": 8, "sh_offset": 16, "sh_size": 20, "sh_link": 24,
+            "sh_addralign": 32}
+    EHDR = {"e_ident[EI_CLASS]": (4, "<B"), "e_ident[EI_DATA]": (5, "<B"), "e_shentsize": (46, "<H"),
+            "e_shnum": (48, "<H"), "e_shstrndx": (50, "<H")}
+
+    def __init__(self, purgatory_ro):
+        from elftools.elf.elffile import ELFFile
+
+        with open(purgatory_ro, "rb") as f:
+            self.data = bytearray(f.read())
+            elf = ELFFile(f)
+            self.index = {s.name: i for i, s in enumerate(elf.iter_sections())}
+            self.shoff = elf["e_shoff"]
+            symtab = elf.get_section_by_name(".symtab")
+            self.symbols = {s.name: symtab["sh_offset"] + i * 16 for i, s in enumerate(symtab.iter_symbols())}
+            self.rel_text = elf.get_section_by_name(".rel.text")["sh_offset"]
+
+    def section(self, name, field, value):
+        struct.pack_into("<I", self.data, self.shoff + self.index[name] * 40 + self.SHDR[field], value)
+        return self
+
+    def header(self, field, value):
+        offset, fmt = self.EHDR[field]
+        struct.pack_into(fmt, self.data, offset, value)
+        return self
+
+    def symbol_value(self, name, value):
+        struct.pack_into("<I", self.data, self.symbols[name] + 4, value)
+        return self
+
+    def first_relocation_symbol(self, index):
+        r_info = struct.unpack_from("<I", self.data, self.rel_text + 4)[0]
+        struct.pack_into("<I", self.data, self.rel_text + 4, (index << 8) | (r_info & 0xFF))
+        return self
+
+
+# Found by tests/unit/test_fuzz.py: each used to raise something else than ImageError (a
+# bare IndexError or struct.error), say it in pyelftools' words ("expected 4, found 2",
+# "Invalid EI_CLASS"), or take seconds and gigabytes before failing.
+DAMAGED_OBJECTS = [
+    ("huge-alignment", lambda d: d.section(".data", "sh_addralign", 0x80000000),
+     r"its sections take more than 1024 KiB laid out \(\.data: 0x[0-9a-f]+ bytes, aligned to 0x80000000\):"
+     r" not a purgatory$"),
+    ("alignment-not-power-of-two", lambda d: d.section(".data", "sh_addralign", 24),
+     r"section \.data is aligned to 0x18, not a power of two$"),
+    ("symtab-past-the-end", lambda d: d.section(".symtab", "sh_size", 0x3E8000),
+     r"truncated: section \d+ \(0x3e8000 bytes at 0x[0-9a-f]+\) runs past the end of the file \(0x[0-9a-f]+ bytes\)$"),
+    ("text-past-the-end", lambda d: d.section(".text", "sh_offset", 0x7FFFF000),
+     r"truncated: section \d+ \(0x[0-9a-f]+ bytes at 0x7ffff000\) runs past the end of the file"),
+    ("relocation-of-no-symbol", lambda d: d.first_relocation_symbol(0xFFFF),
+     r"\.rel\.text: relocation at 0x[0-9a-f]+ names symbol 65535, but \.symtab has \d+$"),
+    ("entry-outside-its-section", lambda d: d.symbol_value("purgatory_start", 0x100000),
+     r"purgatory_start lies outside its section \.text$"),
+    ("elf-class-0", lambda d: d.header("e_ident[EI_CLASS]", 0),
+     r"damaged ELF identification \(class and data encoding 0x00, 0x01\)$"),
+    ("big-endian", lambda d: d.header("e_ident[EI_DATA]", 2),
+     r"purgatory must be an ELF32 i386 object, not machine 768$"),
+    ("no-section-headers", lambda d: d.header("e_shnum", 0), r"no section headers$"),
+    ("section-header-size", lambda d: d.header("e_shentsize", 41),
+     r"e_shentsize is 41, ELF32 section headers take 40 bytes$"),
+    ("names-in-no-section", lambda d: d.header("e_shstrndx", 99), r"e_shstrndx 99 is not one of its \d+ sections$"),
+    ("name-outside-the-names", lambda d: d.section(".text", "sh_name", 0x10000),
+     r"the name of section 1 is not in the section name table$"),
+    ("link-to-no-section", lambda d: d.section(".symtab", "sh_link", 200),
+     r"section \d+ links to section 200, which does not exist$"),
+    ("compressed-text", lambda d: d.section(".text", "sh_flags", 0x806),
+     r"section 1 is compressed \(SHF_COMPRESSED\): link purgatory uncompressed$"),
+]
+
+
+@pytest.mark.parametrize("damage, message", [d[1:] for d in DAMAGED_OBJECTS], ids=[d[0] for d in DAMAGED_OBJECTS])
+def test_damaged_objects(purgatory_ro, damage, message):
+    data = bytes(damage(Damaged(purgatory_ro)).data)
+    started = time.monotonic()
+    with pytest.raises(ImageError, match=r"^damaged\.ro: " + message):
+        Purgatory.from_bytes(data, "damaged.ro")
+    assert time.monotonic() - started < 1  # the symbol table of 256,000 entries took 8 s
+
+
+def test_truncated_header(purgatory_ro):
+    with open(purgatory_ro, "rb") as f:
+        head = f.read(40)
+    with pytest.raises(ImageError, match=r"^p\.ro: truncated: 40 bytes, an ELF32 header takes 52$"):
+        Purgatory.from_bytes(head, "p.ro")
 
 
 # --- parameter values --------------------------------------------------------------------------
