@@ -23,6 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _NUMBER = re.compile(r"-?(0[xX][0-9a-fA-F]+|[0-9]+)")  # not Python's 0b, 0o, 1_000
+ADDRESS_MAX = (1 << 64) - 1  # strtoul's range on a 64-bit kernel; kexec_load takes unsigned long
 
 
 def parse_address(text: str) -> int:
@@ -38,6 +39,8 @@ def parse_address(text: str) -> int:
         raise argparse.ArgumentTypeError(f"bad number {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"negative address {text!r}")
+    if value > ADDRESS_MAX:
+        raise argparse.ArgumentTypeError(f"address {text!r} does not fit in 64 bits")
     return value
 
 

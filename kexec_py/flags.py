@@ -23,6 +23,11 @@ class Arch(enum.Enum):
         (a 32-bit process on a 64-bit kernel must still say X86_64)."""
         return {Arch.I386: 3 << 16, Arch.X86_64: 62 << 16}[self]
 
+    @property
+    def address_bits(self) -> int:
+        """The width of the kernel's unsigned long: an entry point or address must fit."""
+        return 32 if self is Arch.I386 else 64
+
     @classmethod
     def running(cls) -> Arch:
         machine = os.uname().machine

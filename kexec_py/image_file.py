@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from kexec_py.errors import ImageError
+
+# What a path that is no regular file is, for the one-line refusal.
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 @dataclass
@@ -17,15 +28,28 @@ class ImageFile:
 
     @classmethod
     def open(cls, path: str) -> ImageFile:
+        """The file at path, mapped; ImageError (one line) for anything that is not a
+        non-empty regular file that can be read. O_NONBLOCK: opening a FIFO must not wait
+        for a writer (it is refused right after the open, as every non-regular file is)."""
         try:
-            stream = open(path, "rb")
-        except IsADirectoryError:
-            raise ImageError(f"{path}: is a directory, not an image") from None
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
             raise ImageError(f"cannot open {path}: {e.strerror}") from None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+                raise ImageError(f"{path}: is {kind}, not an image")
+            stream = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # mmap of an empty file
             stream.close()
             raise ImageError(f"{path}: empty file") from None
+        except OSError as e:  # a regular file that cannot be mapped: /proc, /sys, some FUSE files
+            stream.close()
+            raise ImageError(f"{path}: cannot map the file ({e.strerror}): not an image") from None
         return cls(path, memoryview(mapped), stream)

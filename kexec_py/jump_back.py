@@ -61,6 +61,9 @@ def jump_back_plan(entry: int, arch: Arch, source: str) -> KexecPlan:
     accepts it: a zero-sized segment loads nothing.
     """
     _checked(entry, source)
+    if entry >> arch.address_bits:
+        raise NothingToJumpBack(f"nothing to jump back to: {entry:#x} ({source}) is beyond the"
+                                f" {arch.address_bits}-bit address space of an {arch.value} kernel")
     return KexecPlan(
         entry,
         int(KexecFlags.PRESERVE_CONTEXT) | arch.kexec_arch,

@@ -26,6 +26,11 @@ def limits_window(memory: MemoryMap, mem_min: int | None, mem_max: int | None) -
     if mem_min is None and mem_max is None:
         return None
     top = max(r.end for r in memory.ram()) - 1
+    if mem_min is not None and mem_min > top:
+        raise PlanError(f"--mem-min {mem_min:#x} is above the top of RAM ({top:#x} in {memory.source}):"
+                        " the window [--mem-min, --mem-max] holds no RAM")
+    if mem_max is not None and mem_min is not None and mem_max < mem_min:
+        raise PlanError(f"--mem-max {mem_max:#x} is below --mem-min {mem_min:#x}")
     return Range(mem_min or 0, (top if mem_max is None else mem_max) + 1)
 
 

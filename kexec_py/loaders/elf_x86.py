@@ -68,6 +68,10 @@ class ElfX86Loader:
         path, data = image.path, image.data
         if not self.probe(data):
             raise ImageError(f"{path}: not an ELF file")
+        header_size = 64 if len(data) > 4 and data[4] == 2 else 52  # ELFCLASS64, else ELF32's
+        if len(data) < header_size:
+            raise ImageError(f"{path}: truncated or damaged ELF ({len(data)} bytes, the ELF header alone"
+                             f" takes {header_size})")
         elf = ELFFile(image.stream)  # headers only; segment data is sliced from the map
         if elf["e_type"] != "ET_EXEC":
             raise ImageError(f"{path}: ELF type {elf['e_type']}, need an executable (ET_EXEC)")
@@ -79,6 +83,7 @@ class ElfX86Loader:
                 f"{path}: {machine} image, but {target.arch.value} kernels enter"
                 f" {ENTERABLE[target.arch]} images (--arch plans for another machine)"
             )
+        _check_program_headers(path, elf, len(data))
         segments = []
         for index, phdr in enumerate(elf.iter_segments("PT_LOAD")):
             if phdr["p_memsz"]:
@@ -101,6 +106,20 @@ class ElfX86Loader:
             raise ImageError(f"{path}: truncated: {where} needs bytes up to {ph.p_offset + ph.p_filesz:#x}, file has {size:#x}")
         buf = data[ph.p_offset : ph.p_offset + ph.p_filesz]
         return Segment(ph.p_paddr, align_up(ph.p_memsz), buf, f"{path} {where}")
+
+
+def _check_program_headers(path: str, elf, size: int) -> None:
+    """The program header table lies inside the file with entries of its class's size:
+    pyelftools would otherwise read past the end of the file (a phnum overflow parses
+    garbage as program headers) or fail with a bare struct error."""
+    phoff, phnum, phentsize = elf["e_phoff"], elf.num_segments(), elf["e_phentsize"]
+    expected = elf.structs.Elf_Phdr.sizeof()
+    if phnum and phentsize != expected:
+        raise ImageError(f"{path}: truncated or damaged ELF (e_phentsize is {phentsize}, ELF{elf.elfclass}"
+                         f" program headers take {expected} bytes)")
+    if phoff + phnum * phentsize > size:
+        raise ImageError(f"{path}: truncated or damaged ELF (the program header table, {phnum} entries at"
+                         f" {phoff:#x}, runs past the end of the file, {size:#x} bytes)")
 
 
 def _check_args_none_request(request: LoadRequest) -> None:
