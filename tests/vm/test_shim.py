@@ -11,6 +11,7 @@ import secrets
 
 import pytest
 
+from guest_memory import free_kib
 from guest_paths import NOBODY, payload
 from test_kexec_jump import CONTRACT, GREETING, JUMP_TIMEOUT, entry_state
 from vmharness.guest import Guest
@@ -222,10 +223,6 @@ for _ in range({LOAD_UNLOAD_ROUNDS}):
 """
 
 
-def memfree_kib(g: Guest) -> int:
-    g.check("sync; echo 3 > /proc/sys/vm/drop_caches")
-    return int(re.search(r"MemFree:\s+(\d+) kB", g.check("cat /proc/meminfo"))[1])
-
 
 @pytest.mark.parametrize("flavour", ["amd64", "686-pae"])
 def test_unload_and_rmmod_give_every_page_back(stock_guests, flavour: str) -> None:
@@ -233,18 +230,18 @@ def test_unload_and_rmmod_give_every_page_back(stock_guests, flavour: str) -> No
     load_args = f"--load-preserve-context --args-none --mem-max=0x3ffffff {payload(STOCK[flavour][0], 'phy_mode')}"
     g.check(f"cat > /tmp/rounds.py <<'EOF'\n{ROUNDS_SCRIPT}\nEOF")
     g.check(f"kexec {load_args} && kexec -u")  # modprobe, first-use allocations
-    before = memfree_kib(g)
+    before = free_kib(g)
     g.check(f"python3 /tmp/rounds.py {load_args}", timeout=600)
-    after = memfree_kib(g)
+    after = free_kib(g)
     assert abs(before - after) < MEMFREE_SLACK_KIB, (before, after)
 
     # rmmod with an image loaded (~64 MiB of backup pages) frees it
     g.check(f"kexec {load_args}")
-    loaded_free = memfree_kib(g)
+    loaded_free = free_kib(g)
     assert before - loaded_free > 32 << 10, (before, loaded_free)
     g.check("rmmod kexec_jump")
     assert g.run("test -e /dev/kexec_jump").rc != 0
-    assert abs(before - memfree_kib(g)) < MEMFREE_SLACK_KIB
+    assert abs(before - free_kib(g)) < MEMFREE_SLACK_KIB
     assert g.run("kexec -S").rc == 0
     g.check("modprobe kexec_jump")
     assert not re.search(r"WARNING|BUG:|Oops", g.check("dmesg"))
