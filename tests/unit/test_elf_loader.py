@@ -261,3 +261,12 @@ def test_every_truncation_is_an_image_error(request, tmp_path, fixture):
                 load(cut, arch)
         else:
             assert layout(load(cut, arch)) == TINY_SEGMENTS
+
+
+@pytest.mark.parametrize("phoff", [1 << 63, (1 << 64) - 1])
+def test_program_headers_past_any_file(tiny_elf64, tmp_path, phoff):
+    """Found by tests/unit/test_fuzz.py: an ELF64 e_phoff of 2**63 or more made pyelftools
+    raise OverflowError (seeking past what a file offset can be), not ImageError."""
+    path = ElfPatcher(tiny_elf64).set("e_phoff", phoff).write(tmp_path / "far")
+    with pytest.raises(ImageError, match=rf"program header table, 2 entries at {phoff:#x}, runs past the end"):
+        load(path, Arch.X86_64)
