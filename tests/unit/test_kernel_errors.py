@@ -4,6 +4,7 @@ honest call of the real cffi binding without privileges."""
 import errno as E
 import importlib.util
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,127 @@ def test_real_binding_without_privileges_raises_kernel_error():
     for name, err, message in lines:
         assert err in messages, f"{name}: unexpected {err}: {message}"
         assert message == messages[err]
+
+
+# --- the syscalls LinuxKernel makes, through a recording libc -----------------------------------
+
+# include/uapi/linux/reboot.h, and arch/x86/entry/syscalls/syscall_{32,64}.tbl: written out
+# here, not imported, so that a changed constant in kexec_py.kernel fails these tests.
+UAPI_REBOOT = {"LINUX_REBOOT_MAGIC1": 0xFEE1DEAD, "LINUX_REBOOT_MAGIC2": 0x28121969,
+               "LINUX_REBOOT_CMD_KEXEC": 0x45584543}
+SYSCALLS = {32: {"kexec_load": 283, "reboot": 88}, 64: {"kexec_load": 246, "reboot": 169}}
+
+
+@pytest.mark.parametrize("name, value", UAPI_REBOOT.items())
+def test_reboot_constants_are_the_kernels(name, value):
+    assert getattr(kernel, name) == value
+
+
+class RecordingLibc:
+    """libc's syscall(), recorded as plain integers and bytes; fails with errno err
+    (0: succeeds). The kexec_load segment array is read while the call lasts, as the
+    kernel would copy it."""
+
+    def __init__(self, ffi, err=0):
+        self.ffi, self.err, self.calls = ffi, err, []
+
+    def syscall(self, number, *args):
+        ffi = self.ffi
+        values = [int(ffi.cast("uintptr_t", a)) for a in args]
+        call = {"number": int(number), "args": values}
+        if int(number) in (SYSCALLS[32]["kexec_load"], SYSCALLS[64]["kexec_load"]) and values[2]:
+            segments = ffi.cast("struct kexec_segment *", args[2])
+            call["segments"] = [
+                (ffi.buffer(s.buf, s.bufsz)[:] if s.bufsz else b"", int(ffi.cast("uintptr_t", s.mem)), s.memsz)
+                for s in (segments[i] for i in range(values[1]))
+            ]
+        self.calls.append(call)
+        ffi.errno = self.err
+        return -1 if self.err else 0
+
+
+@pytest.fixture
+def recording_kernel(monkeypatch, tmp_path):
+    """recording_kernel(err=0, bits=64) -> (LinuxKernel over a RecordingLibc, the libc).
+    bits makes the kernel pick that ABI's syscall numbers; root is an empty tree, so an
+    EPERM is explained by the list of what to check."""
+    if importlib.util.find_spec("kexec_py._kexec_ffi") is None:
+        pytest.fail(BUILD_HINT)
+    from kexec_py._kexec_ffi import ffi
+
+    def make(err=0, bits=64):
+        libc = RecordingLibc(ffi, err)
+        monkeypatch.setattr(kernel, "_LIBC", (ffi, libc))
+        real = struct.calcsize
+        with monkeypatch.context() as patched:  # only while LinuxKernel picks its table
+            patched.setattr(kernel.struct, "calcsize", lambda fmt: bits // 8 if fmt == "P" else real(fmt))
+            return kernel.LinuxKernel(str(tmp_path)), libc
+
+    return make
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_reboot_kexec_is_the_reboot_syscall_with_the_kexec_command(recording_kernel, bits):
+    linux, libc = recording_kernel(bits=bits)
+    linux.reboot_kexec()
+    assert libc.calls == [{"number": SYSCALLS[bits]["reboot"],
+                           "args": [0xFEE1DEAD, 0x28121969, 0x45584543, 0]}]
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_kexec_load_passes_entry_segments_and_flags(recording_kernel, bits):
+    from kexec_py.segments import KexecPlan, Segment
+
+    linux, libc = recording_kernel(bits=bits)
+    plan = KexecPlan(0x1000010, PRESERVE_386, (Segment(0x1000000, 0x2000, b"\xeb\xfe", "text"),
+                                               Segment(0x3000000, 0x1000, b"", "backup")))
+    linux.kexec_load(plan)
+    assert libc.calls == [{"number": SYSCALLS[bits]["kexec_load"], "args": [0x1000010, 2, libc.calls[0]["args"][2],
+                                                                            PRESERVE_386],
+                           "segments": [(b"\xeb\xfe", 0x1000000, 0x2000), (b"", 0x3000000, 0x1000)]}]
+    assert libc.calls[0]["args"][2] != 0
+
+
+def test_kexec_unload_is_a_load_of_no_segments(recording_kernel):
+    linux, libc = recording_kernel()
+    linux.kexec_unload(PLAIN_386)
+    assert libc.calls == [{"number": SYSCALLS[64]["kexec_load"], "args": [0, 0, 0, PLAIN_386]}]
+
+
+PERMISSION_LIST = kernel._PERMISSION  # what EPERM says when no cause can be found (root, empty tree)
+
+
+@pytest.mark.parametrize("err, message", [
+    (E.EINVAL, "kexec failed: no kexec image is loaded"),
+    (E.EBUSY, "kexec failed: the kernel could not freeze tasks or devices for the jump"),
+    (E.EPERM, "kexec failed: " + PERMISSION_LIST),
+    (E.EIO, "kexec failed: " + os.strerror(E.EIO)),  # anything else: the C library's words
+])
+def test_reboot_kexec_errors(recording_kernel, err, message):
+    linux, _ = recording_kernel(err=err)
+    with pytest.raises(KernelError) as failed:
+        linux.reboot_kexec()
+    assert (str(failed.value), failed.value.errno) == (message, err)
+
+
+def test_reboot_eperm_names_the_cause(recording_kernel, tmp_path):
+    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/kexec_load_disabled").write_text("1\n")
+    linux, _ = recording_kernel(err=E.EPERM)
+    with pytest.raises(KernelError, match=r"^kexec failed: permission denied: sysctl kernel.kexec_load_disabled is 1"):
+        linux.reboot_kexec()
+
+
+@pytest.mark.parametrize("err, flags, message", [
+    (E.EINVAL, PRESERVE_386, "kexec_load failed: " + kernel.NO_KEXEC_JUMP),
+    (E.EINVAL, PLAIN_386, "kexec_load failed: the kernel rejected the segment list (EINVAL)"),
+    (E.EBUSY, PLAIN_386, "kexec_load failed: another kexec load or exec is in progress; try again"),
+    (E.EPERM, PRESERVE_386, "kexec_load failed: " + PERMISSION_LIST),
+])
+def test_kexec_load_errors(recording_kernel, err, flags, message):
+    from kexec_py.segments import KexecPlan, Segment
+
+    linux, _ = recording_kernel(err=err)
+    with pytest.raises(KernelError) as failed:
+        linux.kexec_load(KexecPlan(0x1000000, flags, (Segment(0x1000000, 0x1000, b"x", "x"),)))
+    assert (str(failed.value), failed.value.errno) == (message, err)
