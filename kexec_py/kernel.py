@@ -146,19 +146,19 @@ class HostActions:
 
     def interfaces_down(self):
         """Take every interface but lo down (rtnetlink); returns what to restore, or
-        None when nothing but lo is up: then neither netif nor pyroute2 is imported
-        (over a second of start-up on a small machine)."""
+        None when nothing but lo is up: then neither netif, rtnetlink nor pyroute2 is
+        imported (over a second of start-up on a small machine)."""
         if not any_interface_up(os.path.join(self._sysfs, "class", "net")):
             return None
-        from kexec_py import netif
+        from kexec_py import netif, rtnetlink
 
-        return netif.take_down()
+        return netif.take_down(rtnetlink.Rtnetlink)
 
     def interfaces_restore(self, saved) -> None:
         """Bring back what interfaces_down() took down, with addresses and routes."""
-        from kexec_py import netif
+        from kexec_py import netif, rtnetlink
 
-        netif.restore(saved)
+        netif.restore(saved, rtnetlink.Rtnetlink)
 
     def shutdown_reboot(self) -> None:
         """kexec-tools' default action: let init shut down, the kernel then kexecs."""

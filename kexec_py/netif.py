@@ -6,13 +6,18 @@ preserve-context image returns to this one. kexec-py records what was up, takes
 it down, and after the return (or a failed jump) brings back exactly that: the
 links, their addresses and the main-table routes through them.
 
-Two layers:
-- pure planning over records, plain dicts shaped like pyroute2's messages
-  (`record()` makes them): `take_snapshot()` decides what goes down and what
-  must come back, `plan_restore()` compares a snapshot with the state after the
-  return. Tests feed them recorded data; no root, no netlink.
-- `take_down()` and `restore()` do it over rtnetlink with pyroute2, imported
-  only there: `kexec -x -e` never imports it.
+This module is the interface model, and never talks to the kernel itself:
+- values (Address, Route, Interface, Snapshot, RestorePlan) and pure planning
+  over records, plain dicts shaped like pyroute2's messages:
+  `take_snapshot()` decides what goes down and what must come back,
+  `plan_restore()` compares a snapshot with the state after the return;
+- `take_down()` and `restore()`, the procedures around the jump (the order of
+  requests, the rollback when an interface will not go down, going on past
+  failures, the one-line errors), written against `Netlink`, the seam: a few
+  dumps and requests that raise NetlinkFailure.
+kexec_py.rtnetlink is that seam over pyroute2 (imported only there, and only when
+an interface other than lo is up: `kexec -x -e` never imports it); tests pass a
+recording fake instead, and need no root and no netlink.
 
 What the kernel does by itself, and so is not restored: IPv4 addresses survive
 a link going down; IPv6 addresses do not (unless keep_addr_on_down), but the
@@ -26,11 +31,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Protocol
 
 from kexec_py.errors import KexecError
 
@@ -73,6 +77,17 @@ Record = Mapping  # {"<header field>": value, ..., "attrs": {"<NLA name>": value
 
 class NetworkError(KexecError):
     """A netlink request around kexec -e failed (one line: interface, request, reason)."""
+
+
+class NetlinkFailure(NetworkError):
+    """What a Netlink request raises when the kernel (or pyroute2) refuses it: the
+    reason in words and the errno, if there is one. take_down() and restore() turn
+    it into a NetworkError that names the request."""
+
+    def __init__(self, reason: str, errno: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errno = errno
 
 
 # --- values --------------------------------------------------------------------------------------
@@ -422,166 +437,127 @@ def plan_restore(snapshot: Snapshot, links_now: Iterable[Record], addresses_now:
     return RestorePlan(tuple(links_up), tuple(addresses), tuple(routes), tuple(problems))
 
 
-# --- rtnetlink through pyroute2 ------------------------------------------------------------------
+# --- the procedures, over the netlink seam --------------------------------------------------------
 
 
-# The attributes planning reads; the rest of each message is not copied.
-LINK_NLAS = frozenset({"IFLA_IFNAME"})
-ADDRESS_NLAS = frozenset(
-    {"IFA_ADDRESS", "IFA_LOCAL", "IFA_BROADCAST", "IFA_LABEL", "IFA_FLAGS", "IFA_CACHEINFO", "IFA_PROTO"}
-)
-ROUTE_NLAS = frozenset(
-    {"RTA_TABLE", "RTA_DST", "RTA_OIF", "RTA_GATEWAY", "RTA_PREFSRC", "RTA_PRIORITY", "RTA_METRICS",
-     "RTA_MULTIPATH", "RTA_NH_ID", "RTA_EXPIRES"}
-)
+class Netlink(Protocol):
+    """The rtnetlink requests take_down() and restore() make: kexec_py.rtnetlink.Rtnetlink
+    over pyroute2, or a recording fake in the tests. Dumps return records; a request the
+    kernel refuses raises NetlinkFailure. Used as a context manager (closes the socket)."""
+
+    def __enter__(self) -> Netlink: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def links(self) -> list[Record]: ...
+
+    def addresses(self) -> list[Record]: ...
+
+    def routes(self) -> list[Record]: ...
+
+    def set_link(self, index: int, state: str) -> None: ...  # state "up" or "down"
+
+    def add_address(self, request: dict) -> None: ...  # Address.add_request()
+
+    def add_route(self, request: dict) -> None: ...  # Route.add_request()
 
 
-def record(msg, wanted: frozenset | None = None) -> dict:
-    """A pyroute2 message as plain data: header fields, and attrs by NLA name
-    (all, or those in wanted; nested messages such as IFA_CACHEINFO or
-    RTA_MULTIPATH entries are recorded too)."""
-    rec = {name: msg[name] for name, _ in msg.fields if not name.startswith("__")}
-    attrs = {}
+Connect = Callable[[], Netlink]  # opens a socket: kexec_py.rtnetlink.Rtnetlink
+
+
+def _ask(what: str, call, *args):
+    """call(*args); a refusal becomes a NetworkError naming the request: "what: reason"."""
     try:
-        nlas = msg["attrs"]
-    except (KeyError, TypeError):
-        nlas = ()
-    for nla in nlas or ():
-        name, value = nla[0], nla[1]
-        if name != "UNKNOWN" and (wanted is None or name in wanted):
-            attrs[name] = _plain(value)
-    rec["attrs"] = attrs
-    return rec
+        return call(*args)
+    except NetlinkFailure as e:
+        raise NetworkError(f"{what}: {e.reason}") from e
 
 
-def _plain(value):
-    if hasattr(value, "fields"):
-        return record(value)
-    if isinstance(value, (list, tuple)) and value and hasattr(value[0], "fields"):
-        return [record(v) for v in value]
-    return value
+def _set_link(netlink: Netlink, iface: Interface, state: str) -> None:
+    _ask(f"cannot take {iface.name} {state}", netlink.set_link, iface.index, state)
 
 
-def _reason(e: BaseException) -> str:
-    code = getattr(e, "code", None) or getattr(e, "errno", None)
-    return os.strerror(code) if isinstance(code, int) and code > 0 else str(e)
+def _add(netlink_call, what: str, request: dict) -> None:
+    """Add an address or route; one that exists already (EEXIST) is what we wanted."""
+    try:
+        netlink_call(request)
+    except NetlinkFailure as e:
+        if e.errno != errno.EEXIST:
+            raise NetworkError(f"cannot add {what}: {e.reason}") from e
 
 
-def _is_exists(e: BaseException) -> bool:
-    return (getattr(e, "code", None) or getattr(e, "errno", None)) == errno.EEXIST
-
-
-class _Rtnl:
-    """One rtnetlink socket; every failure becomes a NetworkError naming the request."""
-
-    def __init__(self) -> None:
-        try:
-            from pyroute2 import IPRoute
-        except ImportError:
-            raise NetworkError(
-                "kexec -e takes network interfaces down with pyroute2, which is not installed"
-                " (install python3-pyroute2 or `pip install pyroute2`, or pass -x)"
-            ) from None
-        try:
-            self._ipr = IPRoute()
-        except OSError as e:
-            raise NetworkError(f"cannot open an rtnetlink socket: {_reason(e)}") from None
-
-    def __enter__(self) -> _Rtnl:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._ipr.close()
-
-    def _do(self, what: str, call, *args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except Exception as e:  # pyroute2's NetlinkError, OSError, its own ValueErrors
-            raise NetworkError(f"{what}: {_reason(e)}") from e
-
-    def links(self) -> list[dict]:
-        return [record(m, LINK_NLAS) for m in self._do("cannot list network interfaces", self._ipr.get_links)]
-
-    def addresses(self) -> list[dict]:
-        return [record(m, ADDRESS_NLAS) for m in self._do("cannot list addresses", self._ipr.get_addr)]
-
-    def routes(self) -> list[dict]:
-        found = []
-        for family in (AF_INET, AF_INET6):
-            dump = self._do("cannot list routes", self._ipr.get_routes, family=family)
-            found += [record(m, ROUTE_NLAS) for m in dump]
-        return found
-
-    def set_link(self, iface: Interface, state: str) -> None:
-        self._do(f"cannot take {iface.name} {state}", self._ipr.link, "set", index=iface.index, state=state)
-
-    def add_address(self, address: Address, names: Mapping[int, str]) -> None:
-        self._add(f"{address} to {names[address.index]}", self._ipr.addr, address.add_request())
-
-    def add_route(self, route: Route, names: Mapping[int, str]) -> None:
-        self._add("route " + _with_names(str(route), names), self._ipr.route, route.add_request())
-
-    @staticmethod
-    def _add(what: str, call, request: dict) -> None:
-        """Add an address or route; one that exists already is what we wanted."""
-        try:
-            call("add", **request)
-        except Exception as e:
-            if not _is_exists(e):
-                raise NetworkError(f"cannot add {what}: {_reason(e)}") from e
-
-
-def take_down() -> Snapshot:
+def take_down(connect: Connect) -> Snapshot:
     """Record the state, then take every recorded interface down. If one cannot
     be taken down, bring back those that were and raise: the jump must not happen
     with the network half down."""
-    with _Rtnl() as rtnl:
-        snapshot = take_snapshot(rtnl.links(), rtnl.addresses(), rtnl.routes())
+    with connect() as netlink:
+        snapshot = take_snapshot(
+            _ask("cannot list network interfaces", netlink.links),
+            _ask("cannot list addresses", netlink.addresses),
+            _ask("cannot list routes", netlink.routes),
+        )
         done = []
         try:
             for iface in down_order(snapshot):
-                rtnl.set_link(iface, "down")
+                _set_link(netlink, iface, "down")
                 done.append(iface)
         except NetworkError as e:
-            partial = Snapshot(tuple(i for i in snapshot.interfaces if i in done), snapshot.routes)
-            try:
-                _restore(rtnl, partial)
-            except NetworkError as again:
-                raise NetworkError(f"{e}; bringing back {', '.join(i.name for i in done)} failed too: {again}") from e
+            if done:
+                try:
+                    _restore(netlink, rollback(snapshot, done))
+                except NetworkError as again:
+                    raise NetworkError(
+                        f"{e}; bringing back {', '.join(i.name for i in done)} failed too: {again}"
+                    ) from e
             raise
     return snapshot
 
 
-def restore(snapshot: Snapshot) -> None:
+def rollback(snapshot: Snapshot, done: Iterable[Interface]) -> Snapshot:
+    """What to bring back when taking the network down stopped half way: the interfaces
+    already down, and the routes through them only (the others never went away)."""
+    indexes = {i.index for i in done}
+    return Snapshot(
+        tuple(i for i in snapshot.interfaces if i.index in indexes),
+        tuple(r for r in snapshot.routes if r.interfaces <= indexes),
+    )
+
+
+def restore(snapshot: Snapshot, connect: Connect) -> None:
     """Bring back what take_down() took down: links, then addresses, then routes.
-    Goes on past failures and raises one NetworkError naming the first (and counting the rest)."""
+    Goes on past failures and raises one NetworkError naming the first (and counting the rest).
+    Opens no socket when nothing was taken down."""
     if not snapshot.interfaces:
         return
-    with _Rtnl() as rtnl:
-        _restore(rtnl, snapshot)
+    with connect() as netlink:
+        _restore(netlink, snapshot)
 
 
-def _restore(rtnl: _Rtnl, snapshot: Snapshot) -> None:
-    plan = plan_restore(snapshot, rtnl.links(), rtnl.addresses())
+def _restore(netlink: Netlink, snapshot: Snapshot) -> None:
+    plan = plan_restore(
+        snapshot,
+        _ask("cannot list network interfaces", netlink.links),
+        _ask("cannot list addresses", netlink.addresses),
+    )
     problems = list(plan.problems)
     names = {i.index: i.name for i in snapshot.interfaces}
     failed_links = set()
     for iface in plan.links_up:
         try:
-            rtnl.set_link(iface, "up")
+            _set_link(netlink, iface, "up")
         except NetworkError as e:
             problems.append(str(e))
             failed_links.add(iface.index)
     for address in plan.addresses:
         try:
-            rtnl.add_address(address, names)
+            _add(netlink.add_address, f"{address} to {names[address.index]}", address.add_request())
         except NetworkError as e:
             problems.append(str(e))
     for route in plan.routes:
         if route.interfaces & failed_links:
             continue  # already reported with its link
         try:
-            rtnl.add_route(route, names)
+            _add(netlink.add_route, "route " + _with_names(str(route), names), route.add_request())
         except NetworkError as e:
             problems.append(str(e))
     if problems:

@@ -1,7 +1,10 @@
-"""Network interfaces around kexec -e: which go down, what comes back, and the -e
-sequence in the CLI. Planning is tested on netlink-shaped records (what
-kexec_py.netif.record makes of pyroute2's messages); nothing here opens a
-netlink socket or touches this machine's interfaces."""
+"""Network interfaces around kexec -e (kexec_py.netif, the interface model): which go
+down, what comes back, the procedures around the jump (take_down with its rollback,
+restore going on past failures) and the -e sequence in the CLI. Planning is tested
+on netlink-shaped records (what kexec_py.rtnetlink.record makes of pyroute2's
+messages), the procedures through FakeNetlink, a recording fake of the netlink seam;
+nothing here opens a netlink socket or touches this machine's interfaces
+(test_rtnetlink.py tests the adapter over pyroute2)."""
 
 import errno
 import os
@@ -14,7 +17,7 @@ import pytest
 from kexec_py import netif
 from kexec_py.errors import KernelError
 from kexec_py.kernel import any_interface_up
-from kexec_py.netif import Address, NextHop, Snapshot
+from kexec_py.netif import NetlinkFailure, NetworkError, Snapshot
 from unit_support import REPO, FakeKernel
 
 UP, LOWER_UP, LOOPBACK, BROADCAST, MULTICAST = 0x1, 0x10000, 0x8, 0x2, 0x1000
@@ -132,7 +135,7 @@ def test_candidates(name, flags, down):
 def test_nothing_up_nothing_to_do():
     empty = netif.take_snapshot([link(1, "lo", UP | LOOPBACK)], ADDRESSES[:2], ROUTES[6:7])
     assert empty == Snapshot() and empty.describe() == "ifdown: no interface but lo is up"
-    netif.restore(empty)  # nothing to restore: no netlink socket is even opened
+    netif.restore(empty, connect=never_connect)  # nothing to restore: no netlink socket is even opened
 
 
 # --- which addresses come back ----------------------------------------------------------------
@@ -307,38 +310,229 @@ def test_address_present_by_local_address_and_prefix(snapshot):
     assert "10.0.2.15/24" in [str(a) for a in plan.addresses]  # gone now: added back
 
 
-# --- record(): pyroute2's parsed messages as plain data --------------------------------------
+# --- take_down() and restore() through the netlink seam -----------------------------------------
 
-def test_record_of_parsed_pyroute2_messages():
-    pytest.importorskip("pyroute2")
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+def never_connect():
+    raise AssertionError("no netlink socket may be opened")
 
-    def parsed(msg_class, fields, attrs):
-        msg = msg_class()
-        for key, value in fields.items():
-            msg[key] = value
-        msg["attrs"] = attrs
-        msg.encode()
-        back = msg_class(msg.data)
-        back.decode()
-        return back
 
-    address = netif.record(parsed(
-        ifaddrmsg, {"family": AF_INET6, "prefixlen": 64, "flags": PERMANENT, "scope": 0, "index": 3},
-        [["IFA_ADDRESS", "2001:db8:1::1"], ["IFA_FLAGS", PERMANENT | NODAD],
-         ["IFA_CACHEINFO", {"ifa_preferred": 100, "ifa_valid": 200, "cstamp": 1, "tstamp": 2}]]),
-        netif.ADDRESS_NLAS)
-    assert address["attrs"]["IFA_ADDRESS"] == "2001:db8:1::1"
-    assert netif.to_address(address) == Address(3, AF_INET6, "2001:db8:1::1", 64, flags=NODAD, preferred=100, valid=200)
+class FakeNetlink:
+    """kexec_py.netif.Netlink, recorded: a machine (links, addresses, routes as records)
+    that the requests change as the kernel would (a link taken down loses its IPv6
+    addresses), and the requests in order: "open", "down veth0", "up eth0",
+    "add 10.0.2.15/24 to 2", "add route 203.0.113.0/24", "close". fail maps a request
+    (or "links", "addresses", "routes" for the dumps) to the errno it is refused with;
+    0 refuses it without an errno, as pyroute2's own ValueErrors do."""
 
-    rt = netif.record(parsed(
-        rtmsg, {"family": AF_INET, "dst_len": 16, "table": MAIN, "proto": STATIC, "scope": 0, "type": 1},
-        [["RTA_TABLE", MAIN], ["RTA_DST", "10.99.0.0"],
-         ["RTA_MULTIPATH", [{"oif": 2, "hops": 0, "flags": 0, "attrs": [["RTA_GATEWAY", "10.0.2.2"]]},
-                            {"oif": 6, "hops": 1, "flags": 0, "attrs": [["RTA_GATEWAY", "198.51.100.2"]]}]]]),
-        netif.ROUTE_NLAS)
-    assert netif.to_route(rt).multipath == (NextHop(2, "10.0.2.2", 0, 0), NextHop(6, "198.51.100.2", 1, 0))
+    def __init__(self, links=LINKS, addresses=ADDRESSES, routes=ROUTES, fail=None):
+        self.machine_links = [dict(rec) for rec in links]
+        self.machine_addresses = list(addresses)
+        self.machine_routes = list(routes)
+        self.fail = fail or {}
+        self.requests = []
+
+    def connect(self):
+        return self
+
+    def __enter__(self):
+        self.requests.append("open")
+        return self
+
+    def __exit__(self, *exc):
+        self.requests.append("close")
+
+    def _refuse(self, request):
+        if request in self.fail:
+            err = self.fail[request]
+            raise NetlinkFailure(os.strerror(err) if err else "pyroute2 refused it", err or None)
+
+    def links(self):
+        self._refuse("links")
+        return [dict(rec) for rec in self.machine_links]
+
+    def addresses(self):
+        self._refuse("addresses")
+        return list(self.machine_addresses)
+
+    def routes(self):
+        self._refuse("routes")
+        return list(self.machine_routes)
+
+    def set_link(self, index, state):
+        rec = next(rec for rec in self.machine_links if rec["index"] == index)
+        request = f"{state} {rec['attrs']['IFLA_IFNAME']}"
+        self.requests.append(request)
+        self._refuse(request)
+        rec["flags"] = rec["flags"] | UP if state == "up" else rec["flags"] & ~UP
+        if state == "down":
+            self.machine_addresses = [a for a in self.machine_addresses
+                                      if not (a["index"] == index and a["family"] == AF_INET6)]
+
+    def add_address(self, request):
+        own = request.get("local") or request["address"]
+        text = f"add {own}/{request['prefixlen']} to {request['index']}"
+        self.requests.append(text)
+        self._refuse(text)
+        self.machine_addresses.append(addr(request["index"], request["family"], request["address"],
+                                           request["prefixlen"], local=request.get("local")))
+
+    def add_route(self, request):
+        text = f"add route {request.get('dst', 'default')}/{request['dst_len']}"
+        self.requests.append(text)
+        self._refuse(text)
+
+
+def test_take_down_records_then_takes_down_upper_devices_first():
+    fake = FakeNetlink()
+    snapshot = netif.take_down(fake.connect)
+    assert snapshot == netif.take_snapshot(LINKS, ADDRESSES, ROUTES)
+    assert fake.requests == ["open", "down veth0", "down veth1", "down dummy0", "down eth0", "close"]
+
+
+def test_take_down_with_nothing_up_makes_no_request():
+    fake = FakeNetlink(links=LINKS[:1] + LINKS[3:4])  # lo, and ifb0 which is down
+    assert netif.take_down(fake.connect) == Snapshot()
+    assert fake.requests == ["open", "close"]
+
+
+@pytest.mark.parametrize("dump, message", [
+    ("links", "cannot list network interfaces: Operation not permitted"),
+    ("addresses", "cannot list addresses: Operation not permitted"),
+    ("routes", "cannot list routes: Operation not permitted"),
+])
+def test_take_down_fails_before_any_request_when_a_dump_fails(dump, message):
+    fake = FakeNetlink(fail={dump: errno.EPERM})
+    with pytest.raises(NetworkError) as failed:
+        netif.take_down(fake.connect)
+    assert (str(failed.value), fake.requests) == (message, ["open", "close"])
+
+
+def test_take_down_rolls_back_what_went_down():
+    """veth0 and veth1 went down, dummy0 would not: veth0 and veth1 come back with their
+    addresses and the routes through them only (the others never went away)."""
+    fake = FakeNetlink(fail={"down dummy0": errno.EBUSY})
+    with pytest.raises(NetworkError) as failed:
+        netif.take_down(fake.connect)
+    assert str(failed.value) == "cannot take dummy0 down: Device or resource busy"
+    assert fake.requests == [
+        "open", "down veth0", "down veth1", "down dummy0",
+        "up veth1", "up veth0", "add 2001:db8:2::1/64 to 6", "add 2001:db8:4::9/64 to 6",
+        "add route 172.16.0.0/12", "add route 2001:db8:9::/48",
+        "close",
+    ]
+    assert [rec["flags"] & UP for rec in fake.machine_links] == [rec["flags"] & UP for rec in LINKS]
+
+
+def test_take_down_refused_at_the_first_interface_needs_no_rollback():
+    fake = FakeNetlink(fail={"down veth0": errno.EPERM})
+    with pytest.raises(NetworkError, match=r"^cannot take veth0 down: Operation not permitted$"):
+        netif.take_down(fake.connect)
+    assert fake.requests == ["open", "down veth0", "close"]
+
+
+def test_a_failed_rollback_is_said_on_the_same_line():
+    fake = FakeNetlink(fail={"down dummy0": errno.EBUSY, "up veth1": errno.ENODEV})
+    with pytest.raises(NetworkError) as failed:
+        netif.take_down(fake.connect)
+    assert str(failed.value) == (
+        "cannot take dummy0 down: Device or resource busy; bringing back veth0, veth1 failed too:"
+        " network not fully restored: cannot take veth1 up: No such device")
+    assert "up veth0" in fake.requests and fake.requests[-1] == "close"
+
+
+def test_rollback_keeps_the_routes_of_the_interfaces_that_went_down(snapshot):
+    partial = netif.rollback(snapshot, [i for i in snapshot.interfaces if i.name in ("veth0", "veth1")])
+    assert partial.names() == ["veth1", "veth0"]
+    assert [str(r) for r in partial.routes] == ["172.16.0.0/12 via 198.51.100.2 dev #6",
+                                                "2001:db8:9::/48 via 2001:db8:2::2 dev #6"]
+
+
+def test_round_trip_brings_the_machine_back():
+    fake = FakeNetlink()
+    snapshot = netif.take_down(fake.connect)
+    assert not any(rec["flags"] & UP for rec in fake.machine_links if rec["attrs"]["IFLA_IFNAME"] != "lo")
+    fake.requests.clear()
+    netif.restore(snapshot, fake.connect)
+    assert fake.requests == [
+        "open",
+        "up eth0", "up dummy0", "up veth1", "up veth0",  # lower devices first
+        "add 2001:db8:1::1/64 to 3", "add 2001:db8:2::1/64 to 6", "add 2001:db8:4::9/64 to 6",
+        "add route 203.0.113.0/24",  # on-link first: the gateways below are reached through it
+        "add route default/0", "add route 172.16.0.0/12", "add route 10.99.0.0/16", "add route 2001:db8:9::/48",
+        "close",
+    ]
+    assert [rec["flags"] for rec in fake.machine_links] == [rec["flags"] for rec in LINKS]
+    kept = {(a["index"], a["attrs"]["IFA_ADDRESS"]) for a in fake.machine_addresses}
+    assert kept >= {(i.index, a.address) for i in snapshot.interfaces for a in i.addresses}
+
+
+def test_restore_tolerates_what_exists_already():
+    fake = FakeNetlink(fail={"add route default/0": errno.EEXIST, "add 2001:db8:1::1/64 to 3": errno.EEXIST})
+    snapshot = netif.take_down(fake.connect)
+    netif.restore(snapshot, fake.connect)  # no error: EEXIST is what we wanted
+    assert "add route 172.16.0.0/12" in fake.requests
+
+
+def test_restore_goes_on_past_failures_and_names_the_first():
+    fake = FakeNetlink(fail={"add 2001:db8:1::1/64 to 3": errno.EADDRNOTAVAIL,
+                             "add route 172.16.0.0/12": errno.ENETUNREACH,
+                             "add route 2001:db8:9::/48": 0})
+    snapshot = netif.take_down(fake.connect)
+    with pytest.raises(NetworkError) as failed:
+        netif.restore(snapshot, fake.connect)
+    assert str(failed.value) == ("network not fully restored: cannot add 2001:db8:1::1/64 to dummy0:"
+                                 " Cannot assign requested address (and 2 more)")
+    assert fake.requests[-3:] == ["add route 10.99.0.0/16", "add route 2001:db8:9::/48", "close"]
+
+
+def test_restore_skips_the_routes_of_a_link_that_stays_down():
+    fake = FakeNetlink(fail={"up veth0": errno.ENODEV})
+    snapshot = netif.take_down(fake.connect)
+    fake.requests.clear()
+    with pytest.raises(NetworkError, match=r"^network not fully restored: cannot take veth0 up: No such device$"):
+        netif.restore(snapshot, fake.connect)
+    routes = [r for r in fake.requests if r.startswith("add route")]
+    assert routes == ["add route 203.0.113.0/24", "add route default/0"]  # none through veth0 (#6)
+    assert "add 2001:db8:2::1/64 to 6" in fake.requests  # addresses are still tried
+
+
+def test_restore_reports_interfaces_that_vanished_during_the_jump():
+    fake = FakeNetlink()
+    snapshot = netif.take_down(fake.connect)
+    fake.machine_links = [rec for rec in fake.machine_links if rec["attrs"]["IFLA_IFNAME"] != "veth1"]
+    with pytest.raises(NetworkError, match=r"^network not fully restored: veth1 \(index 5\) is gone$"):
+        netif.restore(snapshot, fake.connect)
+    assert "up veth0" in fake.requests
+
+
+def test_restore_fails_in_one_line_when_the_dump_fails():
+    fake = FakeNetlink()
+    snapshot = netif.take_down(fake.connect)
+    fake.fail["addresses"] = errno.ENOBUFS
+    with pytest.raises(NetworkError, match=r"^cannot list addresses: No buffer space available$"):
+        netif.restore(snapshot, fake.connect)
+    assert fake.requests[-1] == "close"
+
+
+def test_host_actions_use_the_rtnetlink_adapter(monkeypatch, tmp_path):
+    """LinuxKernel and ShimKernel (HostActions) open kexec_py.rtnetlink.Rtnetlink when an
+    interface other than lo is up, and none when only lo is."""
+    from kexec_py import rtnetlink
+    from kexec_py.kernel import HostActions
+
+    fake = FakeNetlink()
+    monkeypatch.setattr(rtnetlink, "Rtnetlink", fake.connect)
+    net = tmp_path / "sys" / "class" / "net"
+    for name, flags in (("lo", 0x9), ("eth0", 0x1003)):
+        (net / name).mkdir(parents=True)
+        (net / name / "flags").write_text(f"{flags:#x}\n")
+    host = HostActions(str(tmp_path))
+    saved = host.interfaces_down()
+    host.interfaces_restore(saved)
+    assert saved.names() == ["eth0", "dummy0", "veth1", "veth0"] and fake.requests.count("open") == 2
+    (net / "eth0" / "flags").write_text("0x1002\n")
+    fake.requests.clear()
+    assert host.interfaces_down() is None and fake.requests == []
 
 
 # --- kexec -e: the sequence, with a recording fake kernel --------------------------------------
@@ -449,7 +643,7 @@ class Kernel:  # stands in for LinuxKernel's three calls that would act
     def reboot_kexec(self): pass
 
 code = cli.main(sys.argv[1:], kernel_factory=lambda args: Kernel())
-print(code, "pyroute2" in sys.modules, "kexec_py.netif" in sys.modules)
+print(code, "pyroute2" in sys.modules, "kexec_py.netif" in sys.modules, "kexec_py.rtnetlink" in sys.modules)
 """
 
 
@@ -457,7 +651,7 @@ def test_no_ifdown_exec_never_imports_pyroute2():
     env = dict(os.environ, PYTHONPATH=REPO)
     out = subprocess.run([sys.executable, "-c", PROBE, "-x", "-e"], env=env, cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "False", "False"]
+    assert out.split() == ["0", "False", "False", "False"]
 
 
 def test_netif_planning_does_not_import_pyroute2():
@@ -465,15 +659,6 @@ def test_netif_planning_does_not_import_pyroute2():
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
-
-
-def test_netlink_errors_become_one_line():
-    class FakeNetlinkError(Exception):  # pyroute2's NetlinkError carries .code
-        code = errno.EPERM
-
-    assert netif._reason(FakeNetlinkError(1, "x")) == "Operation not permitted"
-    assert netif._is_exists(type("E", (Exception,), {"code": errno.EEXIST})())
-    assert not netif._is_exists(OSError(errno.ENODEV, "No such device"))
 
 
 def test_kernel_error_type_is_kept_for_jump_failures():
