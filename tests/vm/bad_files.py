@@ -39,6 +39,7 @@ EM_ARM = 40
 ET_REL = 1
 NOT_RAM = 0xF0000000  # below 4 GiB and far above the guests' 512 MiB of RAM
 SECTOR = 512
+CMDLINE_SIZE = 2047  # the setup header's cmdline_size of bzimage()
 
 
 class Elf:
@@ -94,7 +95,7 @@ def bzimage(*, version: int = 0x020F, setup_sects: int = 4, loadflags: int = 0x0
     struct.pack_into("<I", setup, 0x22C, 0x7FFFFFFF)  # initrd_addr_max
     struct.pack_into("<I", setup, 0x230, kernel_alignment)
     setup[0x234] = relocatable
-    struct.pack_into("<I", setup, 0x238, 2047)  # cmdline_size
+    struct.pack_into("<I", setup, 0x238, CMDLINE_SIZE)
     struct.pack_into("<Q", setup, 0x258, 0x1000000)  # pref_address
     struct.pack_into("<I", setup, 0x260, 0x400000)  # init_size
     return bytes(setup) + payload
@@ -141,6 +142,7 @@ def elf_files(elf: Elf) -> dict[str, bytes]:
 
 def bzimage_files() -> dict[str, bytes]:
     return {
+        "bz-good": bzimage(),  # well-formed (cmdline_size CMDLINE_SIZE): for the option rows
         "bz-cut-in-setup": bzimage(setup_sects=30)[:0x1000],
         "bz-no-kernel": bzimage(payload=b""),
         "bz-too-short": bzimage()[:0x300],

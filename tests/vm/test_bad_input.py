@@ -8,8 +8,10 @@ loaded before the bad input is the same image, in the same state.
 
 Guests (one per kernel, shared by all its rows): our patched i386 (6.1) and x86_64
 (6.12.117) kernels, which use the kernel's own kexec jump; Debian's stock amd64 kernel
-through the kernel driver shim; the same stock kernel booted with lockdown=integrity, and
-without the shim (its own kernel lacks CONFIG_KEXEC_JUMP), for the rows about those.
+through the kernel driver shim; the same stock kernel booted with lockdown=integrity
+(nothing can be loaded: nothing is, before and after) and without the shim (its kernel
+lacks CONFIG_KEXEC_JUMP: a plain `kexec -l` of phy_mode is what must stay loaded), for the
+rows about those. The guests boot PARALLEL_GUESTS at a time.
 Each guest runs its rows one after the other in one module-scoped fixture (through
 guest_bad_input.py, which forks a pre-imported kexec for most rows and execs the real
 /usr/sbin/kexec for the rows marked `binary` and for those run as nobody); every row is its
@@ -53,13 +55,16 @@ KERNELS = {
 }
 JUMPING = ("i386", "x86_64", "amd64")  # kernels that load phy_mode and jump before the rows
 LOAD = "--load-preserve-context --args-none"
+CMDLINE_SIZE = 2047  # bad_files.CMDLINE_SIZE: the cmdline_size of its bz-good
+JUMP_BACK_ROOM = len(" kexec_jump_back_entry=0x00000000")  # what purgatory appends to a second kernel's
 
 
 @dataclass(frozen=True)
 class Row:
     """One bad input. argv: what follows `kexec`, shell words with {load} (LOAD), {bad} (the
-    bad files' directory), {payload} (phy_mode for the kernel's arch) and {other} (phy_mode
-    for the other arch) in it. message: a regex searched in the one line on stderr."""
+    bad files' directory), {payload} (phy_mode for the kernel's arch), {other} (phy_mode
+    for the other arch), {too_long} and {no_room} (command lines of CMDLINE_SIZE + 1 and
+    CMDLINE_SIZE bytes) in it. message: a regex searched in the one line on stderr."""
 
     name: str
     argv: str
@@ -75,7 +80,8 @@ class Row:
     def command(self, arch: str, bad: str, payload, dry_run: bool = False) -> list[str]:
         """The argv after `kexec` for an `arch` kernel; payload(arch) is phy_mode's path."""
         other = "x86_64" if arch == "i386" else "i386"
-        words = shlex.split(self.argv.format(load=LOAD, bad=bad, payload=payload(arch), other=payload(other)))
+        words = shlex.split(self.argv.format(load=LOAD, bad=bad, payload=payload(arch), other=payload(other),
+                                             too_long="x" * (CMDLINE_SIZE + 1), no_room="x" * CMDLINE_SIZE))
         return (["--dry-run"] if dry_run and self.dry_run else []) + words
 
 
@@ -178,6 +184,23 @@ OPTIONS = [
     Row("--initrd with --args-none", "{load} --initrd={payload} {payload}", 1,
         r"^kexec: elf-x86 --args-none: --initrd need a Linux kernel"),
     Row("no --args-none", "--load-preserve-context {payload}", 1, r"^kexec: elf-x86: say --args-none"),
+    Row("not a bzImage", "-l -t bzImage {bad}/good", 255,
+        r"/good: not a bzImage \(no 0xAA55 boot flag at 0x1fe and \"HdrS\" at 0x202\)$"),
+    Row("Linux kernel on x86_64", "-l {bad}/bz-good --reuse-cmdline", 255,
+        r"/bz-good: Linux kernels are booted through kexec-py's 32-bit purgatory, which only an i386 kernel can"
+        r" enter \(x86_64 enters images in 64-bit mode; --arch i386 plans for an i386 machine\)$",
+        kernels=("x86_64", "amd64")),
+    Row("missing initrd", "-l {bad}/bz-good --initrd={bad}/nonesuch --reuse-cmdline", 255,
+        r"^kexec: initrd: cannot open \S+/nonesuch: No such file or directory$", kernels=("i386",)),
+    Row("/dev/null as the initrd", "-l {bad}/bz-good --initrd=/dev/null", 255,
+        r"^kexec: initrd: /dev/null: is a character device, not an image$", kernels=("i386",)),
+    Row("command line over cmdline_size", "-l {bad}/bz-good --append={too_long}", 255,
+        rf"^kexec: the command line is {CMDLINE_SIZE + 1} bytes, \S+/bz-good takes at most {CMDLINE_SIZE}"
+        rf" \(cmdline_size {CMDLINE_SIZE}\)$", kernels=("i386",)),
+    Row("no room for kexec_jump_back_entry=", "--load-preserve-context {bad}/bz-good --append={no_room}", 255,
+        rf"^kexec: the command line is {CMDLINE_SIZE} bytes, \S+/bz-good takes at most {CMDLINE_SIZE - JUMP_BACK_ROOM}"
+        rf" \(cmdline_size {CMDLINE_SIZE} less {JUMP_BACK_ROOM} for the kexec_jump_back_entry= purgatory appends\)$",
+        kernels=("i386",)),
     Row("--load-jump-back-helper with an image", "--load-jump-back-helper {payload}", 1,
         r"^kexec: --load-jump-back-helper takes no image$"),
     Row("--load-jump-back-helper in a first kernel", "--load-jump-back-helper", 255,
@@ -200,7 +223,8 @@ SYSTEM_ROWS = [
     Row("kexec_load_disabled plain load", "-l --args-none {payload}", 255, LOAD_DISABLED, load_disabled=True,
         host=False),
     Row("kexec_load_disabled -u", "-u", 255, LOAD_DISABLED, load_disabled=True, host=False),
-    Row("lockdown load", "{load} {payload}", 255, r"lockdown", kernels=("amd64-lockdown",), host=False),
+    Row("lockdown load", "{load} {payload}", 255, r"lockdown mode \(integrity", kernels=("amd64-lockdown",),
+        host=False),
     Row("lockdown plain load", "-l --args-none {payload}", 255,
         r"^kexec: kexec_load failed: permission denied: the kernel is in lockdown mode \(integrity",
         kernels=("amd64-lockdown",), host=False),
@@ -256,6 +280,7 @@ class GuestRun:
 
     kernel: str
     before: tuple[str, str, str] | None = None
+    after: tuple[str, str, str] | None = None  # the same, after all rows (/usr/sbin/kexec -S)
     outcomes: dict[str, Outcome] | None = None
     final: str | None = None
     error: str | None = None  # why the run stopped early (the guest died, timed out, ...)
@@ -322,6 +347,7 @@ def run_guest(g, kernel: str) -> GuestRun:
                 g.check("echo 1 > /proc/sys/kernel/kexec_load_disabled")
             name = f"rows-{'disabled' if disabled else 'enabled'}.json"
             collect(run, g.check(f"python3 /root/{RUNNER.name} /root/{name}", timeout=60 + count * ROW_TIMEOUT))
+        run.after = state_of(g)
         if kernel in JUMPING:
             run.final = g.run("kexec -e", timeout=60).output
     except Exception as e:  # noqa: BLE001 - recorded for every test of this guest to report
@@ -428,6 +454,7 @@ def test_the_image_loaded_before_is_unchanged(guest_runs, kernel: str) -> None:
     run = guest_runs(kernel)
     assert run.error is None, f"{kernel}: {run.error}{report(run)}"
     assert run.before == EXPECTED_STATE[kernel]
+    assert run.after == run.before
     if kernel in JUMPING:
         assert GREETING.format(2) in run.final, f"{kernel}: the last kexec -e printed {run.final!r}"
         assert GREETING.format(1) not in run.final and GREETING.format(3) not in run.final
