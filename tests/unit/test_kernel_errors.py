@@ -184,8 +184,8 @@ class RecordingLibc:
         ffi = self.ffi
         values = [int(ffi.cast("uintptr_t", a)) for a in args]
         call = {"number": int(number), "args": values}
-        if int(number) in (SYSCALLS[32]["kexec_load"], SYSCALLS[64]["kexec_load"]) and values[2]:
-            segments = ffi.cast("struct kexec_segment *", args[2])
+        if len(args) > 2 and ffi.typeof(args[2]).kind == "array":  # kexec_load's segments, not a number
+            segments = args[2]
             call["segments"] = [
                 (ffi.buffer(s.buf, s.bufsz)[:] if s.bufsz else b"", int(ffi.cast("uintptr_t", s.mem)), s.memsz)
                 for s in (segments[i] for i in range(values[1]))
