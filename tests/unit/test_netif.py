@@ -330,6 +330,7 @@ class FakeNetlink:
         self.machine_routes = list(routes)
         self.fail = fail or {}
         self.requests = []
+        self.dumps = []  # "links", "addresses", "routes", in order
 
     def connect(self):
         return self
@@ -347,14 +348,17 @@ class FakeNetlink:
             raise NetlinkFailure(os.strerror(err) if err else "pyroute2 refused it", err or None)
 
     def links(self):
+        self.dumps.append("links")
         self._refuse("links")
         return [dict(rec) for rec in self.machine_links]
 
     def addresses(self):
+        self.dumps.append("addresses")
         self._refuse("addresses")
         return list(self.machine_addresses)
 
     def routes(self):
+        self.dumps.append("routes")
         self._refuse("routes")
         return list(self.machine_routes)
 
@@ -428,6 +432,7 @@ def test_take_down_refused_at_the_first_interface_needs_no_rollback():
     with pytest.raises(NetworkError, match=r"^cannot take veth0 down: Operation not permitted$"):
         netif.take_down(fake.connect)
     assert fake.requests == ["open", "down veth0", "close"]
+    assert fake.dumps == ["links", "addresses", "routes"]  # the snapshot's: nothing is read again
 
 
 def test_a_failed_rollback_is_said_on_the_same_line():
