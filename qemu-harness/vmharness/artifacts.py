@@ -3,12 +3,14 @@ the user's bzImage), the cached base rootfs, a stock kernel's modules and the pe
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
 from .arch import I386, GuestArch, guest_arch
 from .build import BuildError
-from .guest import BootSpec
+from .guest import NIC_DEVICES, BootSpec
 from .kernel import Variant, build_kernel
 from .overlay import RunSpec, build_overlay
 from .rootfs import build_dkms_rootfs, build_rootfs
@@ -19,6 +21,10 @@ HARNESS_KERNEL_SMP = 1
 # unpacks it); a DKMS build of kexec_jump.ko needs about 130 MB more. Measured with 768
 # MiB: 290 MB available after boot, 167 MB at the build's peak.
 DKMS_MEM_MB = 1024
+# run-vm --disk: the scratch image's name in the run's directory; guest/init formats it
+# (ext4) and mounts it there
+DISK_IMAGE = "disk.img"
+GUEST_DISK_MOUNT = "/mnt/disk"
 
 
 def stock_package(kernel: str | None) -> str | None:
@@ -26,10 +32,25 @@ def stock_package(kernel: str | None) -> str | None:
     return kernel[len(DEBIAN_PREFIX):] if kernel and kernel.startswith(DEBIAN_PREFIX) else None
 
 
+def parse_size(text: str | int) -> int:
+    """A disk size in bytes: `64M`, `1G`, `512K` (binary units) or a plain number of bytes."""
+    if isinstance(text, int):
+        size = text
+    elif m := re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.I):
+        size = int(m[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[m[2].upper()]
+    else:
+        raise ValueError(f"{text!r}: not a size (e.g. 64M, 1G)")
+    # mkfs.ext4 wants some room; QEMU's virtio-blk counts whole 512-byte sectors
+    if size < 4 << 20 or size % 512:
+        raise ValueError(f"{text}: a disk must be at least 4M and a multiple of 512 bytes")
+    return size
+
+
 def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.PATCHED,
             mem_mb: int = 512, append: str = "", arch: GuestArch | str = I386,
             kernel: str | None = None, smp: int | None = None, shim: bool = True,
-            shim_source: Path = SHIM_SOURCE, dkms: bool = False) -> BootSpec:
+            shim_source: Path = SHIM_SOURCE, dkms: bool = False, disk: str | int | None = None,
+            nics: tuple[str, ...] = ()) -> BootSpec:
     """Build (or take from the cache) the guest's kernel and base rootfs, write this run's
     initramfs into workdir and return how to boot it.
 
@@ -39,8 +60,17 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
     (no modules). Both of the latter run on `-cpu max` with 2 CPUs by default.
     dkms: a stock kernel's guest boots the dkms rootfs (rootfs.build_dkms_rootfs: apt, dkms,
     gcc and the kernel's own headers) instead of the base rootfs.
+    disk: the size (parse_size) of a blank virtio-blk disk, a sparse file in workdir, which
+    the guest's /init formats (ext4) and mounts on /mnt/disk. nics: NIC models (`virtio-net`,
+    `e1000`), joined by a QEMU hub to each other only; MAC addresses guest.nic_mac(index).
     """
     arch = guest_arch(arch)
+    if unknown := [model for model in nics if model not in NIC_DEVICES]:
+        raise BuildError(f"unknown NIC model {unknown[0]!r} (known: {', '.join(NIC_DEVICES)})")
+    try:
+        disk_bytes = parse_size(disk) if disk is not None else None
+    except ValueError as error:
+        raise BuildError(f"disk: {error}") from None
     if dkms and not stock_package(kernel):
         raise BuildError("the dkms rootfs carries a stock kernel's headers: it needs kernel=debian:PACKAGE")
     archives: list[Path] = []
@@ -62,7 +92,13 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
     archives.append(build_overlay(run, workdir))
     initrd = workdir / "initrd.img"
     concatenate(archives, initrd)
-    return BootSpec(image, initrd, mem_mb, append, arch.qemu, cpu, smp or default_smp)
+    disk_image = None
+    if disk_bytes:
+        disk_image = workdir / DISK_IMAGE
+        with open(disk_image, "wb") as scratch:
+            os.truncate(scratch.fileno(), disk_bytes)   # sparse: only what the guest writes
+    return BootSpec(image, initrd, mem_mb, append, arch.qemu, cpu, smp or default_smp,
+                    disk_image, tuple(nics))
 
 
 def concatenate(archives: list[Path], out: Path) -> None:

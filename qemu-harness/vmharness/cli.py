@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from .arch import ARCHES
-from .artifacts import DKMS_MEM_MB, HARNESS_KERNEL_SMP, prepare, stock_package
+from .artifacts import (DKMS_MEM_MB, GUEST_DISK_MOUNT, HARNESS_KERNEL_SMP, parse_size, prepare,
+                        stock_package)
 from .build import BuildError, progress
-from .guest import BOOT_TIMEOUT, Guest, GuestDied, GuestTimeout
+from .guest import BOOT_TIMEOUT, NIC_DEVICES, Guest, GuestDied, GuestTimeout
 from .kernel import Variant, variants
 from .overlay import RunSpec
 from .stock import DEFAULT_SMP, SHIM_SOURCE
@@ -58,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "a rootfs with apt, dkms, gcc and the kernel's headers, no kexec_jump.ko "
                         "of ours, kexec-py not installed but its two .debs in /root (`apt install "
                         "./kexec-py_*.deb ./kexec-py-dkms_*.deb` works offline)")
+    parser.add_argument("--disk", metavar="SIZE", type=_size,
+                        help="a blank virtio-blk disk of SIZE (64M, 1G), a scratch file of the "
+                        f"run; the guest's /init formats it ext4 and mounts it on {GUEST_DISK_MOUNT}")
+    parser.add_argument("--nic", metavar="MODEL", dest="nics", action="append", default=[],
+                        choices=list(NIC_DEVICES),
+                        help=f"a network card ({', '.join(NIC_DEVICES)}); repeat for more. All "
+                        "of them are joined by one QEMU hub, to each other and to nothing else")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
                         help="longest the script may run (default %(default)s)")
     args = parser.parse_args(argv)
@@ -76,6 +84,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -89,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add), debs_in_root=args.dkms),
                            args.kernel_variant, args.mem, args.append, args.arch, args.kernel,
-                           args.smp, args.shim and not args.dkms, args.shim_source, args.dkms)
+                           args.smp, args.shim and not args.dkms, args.shim_source, args.dkms,
+                           args.disk, tuple(args.nics))
         except BuildError as error:
             print(f"run-vm: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED

@@ -21,6 +21,8 @@ TAIL_LINES = 60
 # ramfs, not the default tmpfs root: tmpfs caps at half of RAM, too little for the
 # rootfs with -m 128
 BASE_CMDLINE = "console=ttyS0 panic=-1 rootfstype=ramfs"
+# run-vm --nic MODEL: the QEMU device of each model
+NIC_DEVICES = {"virtio-net": "virtio-net-pci", "e1000": "e1000"}
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,41 @@ class BootSpec:
     qemu: str = "qemu-system-i386"
     cpu: str = "qemu32"
     smp: int = 1
+    disk: Path | None = None     # a raw image, the guest's virtio-blk /dev/vda
+    nics: tuple[str, ...] = ()   # NIC models (NIC_DEVICES), in PCI order, on one QEMU hub
 
     def argv(self, interactive: bool = False) -> list[str]:
         # signal=off: in an interactive session ^C belongs to the guest, not to QEMU
         chardev = "stdio,id=console" + (",signal=off" if interactive else "")
         cmdline = " ".join(filter(None, [BASE_CMDLINE, self.append]))
+        # one CPU a socket: SeaBIOS's MP table, all that our kernels (no ACPI) read, lists only
+        # the first CPU of each package
         return [self.qemu, "-machine", "pc", "-accel", "tcg", "-cpu", self.cpu,
-                "-smp", str(self.smp), "-m", str(self.mem_mb), "-nodefaults", "-display", "none", "-no-reboot",
+                "-smp", f"{self.smp},sockets={self.smp}", "-m", str(self.mem_mb),
+                "-nodefaults", "-display", "none", "-no-reboot",
                 "-chardev", chardev, "-serial", "chardev:console",
-                "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline]
+                "-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", cmdline,
+                *self.device_args()]
+
+    def device_args(self) -> list[str]:
+        """The disk and the NICs. The NICs are joined to each other by a QEMU hub and to
+        nothing else (no user-mode network, no tap): a frame leaves one NIC and reaches the
+        others, never the host."""
+        args = []
+        if self.disk:
+            # cache=unsafe: the guest's flushes end in QEMU's page cache; the host never needs
+            # the scratch file to survive a crash of its own
+            args += ["-drive", f"file={self.disk},format=raw,if=none,id=disk0,cache=unsafe",
+                     "-device", "virtio-blk-pci,drive=disk0"]
+        for index, model in enumerate(self.nics):
+            args += ["-netdev", f"hubport,id=nic{index},hubid=0",
+                     "-device", f"{NIC_DEVICES[model]},netdev=nic{index},mac={nic_mac(index)}"]
+        return args
+
+
+def nic_mac(index: int) -> str:
+    """The MAC address of the index-th --nic (locally administered, QEMU's 52:54:00 prefix)."""
+    return f"52:54:00:00:00:{index + 1:02x}"
 
 
 class CommandResult(NamedTuple):

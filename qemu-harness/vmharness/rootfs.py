@@ -27,6 +27,9 @@ PACKAGES = (
     "kexec-tools",    # side-by-side comparisons, as /usr/sbin/kexec-tools
     "iproute2",
     "kmod",           # modprobe, modinfo: stock kernels' modules and our kexec_jump.ko
+    "e2fsprogs",      # mkfs.ext4, e2fsck: the run-vm --disk filesystem
+    "iputils-ping",   # ping between the run-vm --nic cards
+    "procps",         # ps, pgrep, sysctl
 )
 HOOK = HARNESS_DIR / "rootfs" / "customize.sh"
 # merged /usr set up by mmdebstrap's own hook: otherwise apt satisfies init-system-helpers'

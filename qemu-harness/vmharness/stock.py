@@ -27,9 +27,12 @@ from .rootfs import pack_cpio
 DEBIAN_PREFIX = "debian:"   # run-vm --kernel debian:PACKAGE
 SHIM_SOURCE = REPO_DIR / "csrc" / "shim"
 SHIM_MODULE = "kexec_jump"
-# Modules a guest gets (by name) besides the shim, with everything they depend on. Empty for
-# now; the guest's devices will need e.g. ("virtio_blk", "virtio_net", "e1000", "ext4").
-EXTRA_MODULES: tuple[str, ...] = ()
+# Modules a guest gets (by name) besides the shim, with everything they depend on: the
+# drivers of run-vm --disk and --nic and the disk's filesystem, all modules on Debian's
+# amd64, 686 and 686-pae kernels (guest/init loads them for the devices it finds). ext4 and
+# jbd2 want the crc32c hash by a soft dependency (`crypto-crc32c`), which modules.dep lacks.
+EXTRA_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_blk", "virtio_net", "e1000", "ext4",
+                                  "crc32c_generic")
 # The Debian packages of the headers a module build needs (linux-compiler-gcc-12-x86 only
 # pulls in gcc-12, which the host has)
 HEADER_PACKAGE_PREFIXES = ("linux-headers-", "linux-kbuild-")

@@ -4,8 +4,8 @@
 tests that leave it usable. `arch_guest`: the same for each guest architecture (a test
 that takes it runs once per arch; `arch` names the one). `guest_factory`: fresh guests
 (arch, kernel variant or stock Debian kernel, CPUs, memory, command line, script, a user's
-machine that installs the .debs itself) for tests that crash or reboot them. A failing
-test's report carries the console of every guest it used.
+machine that installs the .debs itself, a disk, network cards) for tests that crash or
+reboot them. A failing test's report carries the console of every guest it used.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class GuestFactory:
     def __call__(self, variant: Variant = Variant.PATCHED, mem_mb: int | None = None,
                  append: str = "", run: RunSpec = RunSpec(), arch: str = "i386",
                  kernel: str | None = None, smp: int | None = None, shim: bool = True,
-                 dkms: bool = False) -> Guest:
+                 dkms: bool = False, disk: str | None = None, nics: tuple[str, ...] = ()) -> Guest:
         """A started guest; in shell mode (no run.script) its shell is ready for run().
 
         kernel: None for the harness's build of `variant`, "debian:linux-image-amd64" (any
@@ -49,12 +49,15 @@ class GuestFactory:
         dkms: with a stock `kernel`, a user's machine: the dkms rootfs (apt, dkms, gcc, the
         kernel's headers), no host-built module (whatever `shim` says), and both .debs in
         /root, not installed (`apt install ./kexec-py_*.deb ./kexec-py-dkms_*.deb`).
+        disk: a blank virtio-blk disk of this size ("64M"), ext4 on /mnt/disk when the shell
+        is ready; nics: network cards ("virtio-net", "e1000") joined by a QEMU hub, to each
+        other only (run-vm --disk, --nic).
         """
         if dkms:
             run, shim = replace(run, debs_in_root=True), False
         mem_mb = mem_mb or (DKMS_MEM_MB if dkms else DEFAULT_MEM_MB)
         boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append, arch, kernel,
-                       smp, shim, dkms=dkms)
+                       smp, shim, dkms=dkms, disk=disk, nics=nics)
         guest = Guest(boot)
         self.guests.append(guest)
         guest.start()
