@@ -34,7 +34,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol, TypeVar
 
 from kexec_py.errors import KexecError
 
@@ -190,7 +190,7 @@ class Route:
 
     def add_request(self) -> dict:
         """Keyword arguments of pyroute2's IPRoute.route('add', ...)."""
-        request = {
+        request: dict[str, object] = {
             "family": self.family,
             "dst_len": self.dst_len,
             "table": RT_TABLE_MAIN,
@@ -447,7 +447,7 @@ class Netlink(Protocol):
 
     def __enter__(self) -> Netlink: ...
 
-    def __exit__(self, *exc) -> None: ...
+    def __exit__(self, *exc: object) -> None: ...
 
     def links(self) -> list[Record]: ...
 
@@ -463,9 +463,10 @@ class Netlink(Protocol):
 
 
 Connect = Callable[[], Netlink]  # opens a socket: kexec_py.rtnetlink.Rtnetlink
+T = TypeVar("T")
 
 
-def _ask(what: str, call, *args):
+def _ask(what: str, call: Callable[..., T], *args: object) -> T:
     """call(*args); a refusal becomes a NetworkError naming the request: "what: reason"."""
     try:
         return call(*args)
@@ -477,7 +478,7 @@ def _set_link(netlink: Netlink, iface: Interface, state: str) -> None:
     _ask(f"cannot take {iface.name} {state}", netlink.set_link, iface.index, state)
 
 
-def _add(netlink_call, what: str, request: dict) -> None:
+def _add(netlink_call: Callable[[dict], None], what: str, request: dict) -> None:
     """Add an address or route; one that exists already (EEXIST) is what we wanted."""
     try:
         netlink_call(request)
