@@ -114,8 +114,8 @@ class Rtnetlink:
     def set_link(self, index: int, state: str) -> None:
         self._call(self._ipr.link, "set", index=index, state=state)
 
-    def add_address(self, request: dict) -> None:
+    def add_address(self, request: dict[str, object]) -> None:
         self._call(self._ipr.addr, "add", **request)
 
-    def add_route(self, request: dict) -> None:
+    def add_route(self, request: dict[str, object]) -> None:
         self._call(self._ipr.route, "add", **request)

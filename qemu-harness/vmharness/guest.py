@@ -104,7 +104,7 @@ class Guest:
         self.boot = boot
         self._log = io.StringIO()
         self._echo = echo
-        self._child: pexpect.spawn | None = None
+        self._child: pexpect.spawn[str] | None = None
 
     def __enter__(self) -> Guest:
         self.start()
