@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, NamedTuple
+from typing import IO, Callable, NamedTuple
 
 from kexec_py.errors import UsageError
 
@@ -121,7 +121,7 @@ def kexec_jump_config(root: str, release: str | None) -> bool | None:
     else boot/config-<release>; None when neither is readable."""
     import gzip
 
-    sources = [(os.path.join(root, "proc/config.gz"), gzip.open)]
+    sources: list[tuple[str, Callable[..., IO[str]]]] = [(os.path.join(root, "proc/config.gz"), gzip.open)]
     if release:
         sources.append((os.path.join(root, "boot", f"config-{release}"), open))
     for path, opener in sources:

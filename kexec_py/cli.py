@@ -13,11 +13,21 @@ import sys
 from kexec_py import __version__
 from kexec_py.errors import EXIT_USAGE, KexecError, NothingLoaded, UsageError
 
+TYPE_CHECKING = False  # as in kexec_py.kernel: annotations only, `kexec -e` imports no typing
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn
+
+    from kexec_py.backend import Route
+    from kexec_py.flags import Arch
+    from kexec_py.kernel import LinuxKernel
+    from kexec_py.segments import KexecPlan
+    from kexec_py.shim import ShimKernel
+
 PROG = "kexec"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and kexec-tools' exit code, not argparse's 2
+    def error(self, message: str) -> NoReturn:  # one line and kexec-tools' exit code, not argparse's 2
         sys.stderr.write(f"{PROG}: {message} (see {PROG} --help)\n")
         sys.exit(EXIT_USAGE)
 
@@ -157,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, kernel_factory=None, shim_factory=None) -> int:
+def main(argv: list[str] | None = None, kernel_factory: Callable[[argparse.Namespace], LinuxKernel] | None = None,
+         shim_factory: Callable[[argparse.Namespace], ShimKernel] | None = None) -> int:
     """Run one kexec command. kernel_factory(args) builds the kernel interface,
     shim_factory(args) the same interface over /dev/kexec_jump (tests pass
     recording fakes); each is called only by actions that need it."""
@@ -171,13 +182,13 @@ def main(argv: list[str] | None = None, kernel_factory=None, shim_factory=None) 
         return 130
 
 
-def _linux_kernel(args: argparse.Namespace):
+def _linux_kernel(args: argparse.Namespace) -> LinuxKernel:
     from kexec_py.kernel import LinuxKernel
 
     return LinuxKernel(args.machine_root)
 
 
-def _shim_kernel(args: argparse.Namespace):
+def _shim_kernel(args: argparse.Namespace) -> ShimKernel:
     from kexec_py.shim import ShimKernel
 
     return ShimKernel(args.machine_root)
@@ -187,20 +198,23 @@ class _Backends:
     """The two kernel interfaces, each built on first use: `kexec -e` with nothing
     in the shim never needs more of it than a stat of /dev/kexec_jump."""
 
-    def __init__(self, args: argparse.Namespace, kernel_factory, shim_factory) -> None:
+    _built: dict[str, Any]
+
+    def __init__(self, args: argparse.Namespace, kernel_factory: Callable[[argparse.Namespace], LinuxKernel],
+                 shim_factory: Callable[[argparse.Namespace], ShimKernel]) -> None:
         self._args, self._factories, self._built = args, {"kernel": kernel_factory, "shim": shim_factory}, {}
 
-    def _get(self, name: str):
+    def _get(self, name: str) -> Any:
         if name not in self._built:
             self._built[name] = self._factories[name](self._args)
         return self._built[name]
 
     @property
-    def kernel(self):
+    def kernel(self) -> LinuxKernel:
         return self._get("kernel")
 
     @property
-    def shim(self):
+    def shim(self) -> ShimKernel:
         return self._get("shim")
 
 
@@ -238,7 +252,7 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
     return 0
 
 
-def _route(args: argparse.Namespace, plan, backends: _Backends):
+def _route(args: argparse.Namespace, plan: KexecPlan, backends: _Backends) -> Route:
     """backend.choose() on this machine's facts. A dry run asks only what files say
     (the device node, or the module installed for this release); a load may modprobe."""
     from kexec_py import backend
@@ -257,7 +271,7 @@ def _route(args: argparse.Namespace, plan, backends: _Backends):
     return backend.choose(_target_arch(args).value, release, kexec_jump, available, args.backend, preserve)
 
 
-def _load(args: argparse.Namespace, plan, route, backends: _Backends):
+def _load(args: argparse.Namespace, plan: KexecPlan, route: Route, backends: _Backends) -> LinuxKernel | ShimKernel:
     """Load where the route says (falling back to the shim if the kernel turns out to
     lack KEXEC_JUMP), then unload the other backend's image: a new load replaces the
     old one, and only once it succeeded. Returns the backend that holds the image."""
@@ -287,7 +301,7 @@ def _load(args: argparse.Namespace, plan, route, backends: _Backends):
     return target
 
 
-def _no_backend(args: argparse.Namespace, explicit: bool = False):
+def _no_backend(args: argparse.Namespace, explicit: bool = False) -> NoReturn:
     import os
 
     from kexec_py import backend
@@ -300,7 +314,7 @@ def _no_backend(args: argparse.Namespace, explicit: bool = False):
                                                 os.geteuid(), explicit, lockdown_mode(root)))
 
 
-def _loaded(kernel) -> bool:
+def _loaded(kernel: LinuxKernel | ShimKernel) -> bool:
     """Whether this backend holds an image; a kernel without kexec support (no
     /sys/kernel/kexec_loaded) holds none."""
     import errno
@@ -315,7 +329,7 @@ def _loaded(kernel) -> bool:
         raise
 
 
-def _target_arch(args: argparse.Namespace):
+def _target_arch(args: argparse.Namespace) -> Arch:
     from kexec_py.flags import Arch
 
     if args.arch:
@@ -326,7 +340,7 @@ def _target_arch(args: argparse.Namespace):
         raise KexecError(str(e)) from None
 
 
-def _plan_load(args: argparse.Namespace, preserve_context: bool):
+def _plan_load(args: argparse.Namespace, preserve_context: bool) -> KexecPlan:
     from kexec_py.flags import KexecFlags
     from kexec_py.image_file import ImageFile
     from kexec_py.loaders import LoadRequest, Target, choose_loader
@@ -376,7 +390,7 @@ def _command_line(args: argparse.Namespace) -> str | None:
     return compose(reused, args.command_line)
 
 
-def _plan_jump_back(args: argparse.Namespace):
+def _plan_jump_back(args: argparse.Namespace) -> KexecPlan:
     import os
 
     from kexec_py.jump_back import entry_from_cmdline, jump_back_plan
@@ -397,7 +411,7 @@ def _plan_jump_back(args: argparse.Namespace):
     return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source)
 
 
-def _print_plan(plan, route, as_json: bool) -> None:
+def _print_plan(plan: KexecPlan, route: Route, as_json: bool) -> None:
     if as_json:
         import json
 
@@ -406,7 +420,7 @@ def _print_plan(plan, route, as_json: bool) -> None:
         print(plan.describe(route.describe()))
 
 
-def _holder(backends: _Backends):
+def _holder(backends: _Backends) -> LinuxKernel | ShimKernel:
     """The backend that holds the loaded image: the shim's when /dev/kexec_jump has
     one, else the kernel's."""
     if backends.shim.kexec_loaded():

@@ -4,6 +4,8 @@ Exit codes follow kexec-tools: 1 for command-line mistakes, 255 for a load or
 exec that failed.
 """
 
+from __future__ import annotations
+
 EXIT_USAGE = 1
 EXIT_FAILURE = 255
 
@@ -35,8 +37,9 @@ class NothingLoaded(KexecError):
 
 
 class KernelError(KexecError):
-    """A syscall failed; carries the errno and what the user can do about it."""
+    """A syscall failed; carries the errno (None: an OSError without one) and what
+    the user can do about it."""
 
-    def __init__(self, message: str, errno: int):
+    def __init__(self, message: str, errno: int | None) -> None:
         super().__init__(message)
         self.errno = errno

@@ -53,8 +53,8 @@ def find_space(
     return None
 
 
-def ram_size(ram: Iterable[Range], window: Iterable[Range]) -> int:
-    """Bytes of ram inside window."""
+def ram_size(ram: Iterable[Range], window: Iterable[Range] | None) -> int:
+    """Bytes of ram inside window (all of it when window is None)."""
     return sum(r.size for r in available(ram, (), window))
 
 

@@ -15,8 +15,17 @@ import struct
 
 from kexec_py.errors import KernelError, KexecError
 
-# KexecPlan (kexec_py.segments) is named in annotations only: importing it, or
-# typing for TYPE_CHECKING, would cost `kexec -e` start-up time for nothing.
+# Types named in annotations only: importing them, or typing for its TYPE_CHECKING,
+# would cost `kexec -e` start-up time for nothing; mypy takes this name as True.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+
+    from _cffi_backend import FFI
+
+    from kexec_py.netif import Snapshot
+    from kexec_py.segments import Buffer, KexecPlan, Segment
 
 KEXEC_PRESERVE_CONTEXT = 0x2  # flags.KexecFlags, not imported: `kexec -e` stays lean
 
@@ -113,10 +122,10 @@ def _read(root: str, path: str) -> str | None:
         return None
 
 
-_LIBC = None
+_LIBC: tuple[FFI, Any] | None = None
 
 
-def libc():
+def libc() -> tuple[FFI, Any]:
     """(ffi, libc), loaded once: the cffi module is generated at build time by _ffi_build."""
     global _LIBC
     if _LIBC is None:
@@ -126,7 +135,7 @@ def libc():
     return _LIBC
 
 
-def pin_buffers(ffi, buffers) -> list:
+def pin_buffers(ffi: FFI, buffers: Iterable[Buffer]) -> list[FFI.CData]:
     """cffi pointers to each buffer (NULL for an empty one). A pointer keeps its
     buffer alive and in place: hold the list until the kernel has copied them."""
     return [ffi.from_buffer(buf) if len(buf) else ffi.NULL for buf in buffers]
@@ -144,7 +153,7 @@ class HostActions:
     def sync(self) -> None:
         os.sync()
 
-    def interfaces_down(self):
+    def interfaces_down(self) -> Snapshot | None:
         """Take every interface but lo down (rtnetlink); returns what to restore, or
         None when nothing but lo is up: then neither netif, rtnetlink nor pyroute2 is
         imported (over a second of start-up on a small machine)."""
@@ -154,7 +163,7 @@ class HostActions:
 
         return netif.take_down(rtnetlink.Rtnetlink)
 
-    def interfaces_restore(self, saved) -> None:
+    def interfaces_restore(self, saved: Snapshot) -> None:
         """Bring back what interfaces_down() took down, with addresses and routes."""
         from kexec_py import netif, rtnetlink
 
@@ -180,7 +189,7 @@ class LinuxKernel(HostActions):
         self._ffi, self._libc = libc()
         self._numbers = SYSCALL_NUMBERS[struct.calcsize("P") * 8]
 
-    def _syscall(self, name: str, *args) -> int:
+    def _syscall(self, name: str, *args: FFI.CData) -> int:
         ffi = self._ffi
         ffi.errno = 0
         result = self._libc.syscall(ffi.cast("long", self._numbers[name]), *args)
@@ -192,7 +201,7 @@ class LinuxKernel(HostActions):
     def kexec_unload(self, flags: int) -> None:
         self._kexec_load(0, (), flags)  # nr_segments == 0 unloads
 
-    def _kexec_load(self, entry: int, plan_segments, flags: int) -> None:
+    def _kexec_load(self, entry: int, plan_segments: Sequence[Segment], flags: int) -> None:
         ffi = self._ffi
         segments = ffi.new("struct kexec_segment[]", max(len(plan_segments), 1))
         keep = pin_buffers(ffi, [seg.buf for seg in plan_segments])

@@ -34,7 +34,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
 from kexec_py.errors import KexecError
 
@@ -72,7 +72,7 @@ RTPROT_KERNEL_MADE = {1: "redirect", 2: "kernel", 9: "ra"}  # the kernel recreat
 
 LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
 
-Record = Mapping  # {"<header field>": value, ..., "attrs": {"<NLA name>": value}}
+Record = Mapping[str, Any]  # {"<header field>": value, ..., "attrs": {"<NLA name>": value}}
 
 
 class NetworkError(KexecError):
@@ -113,7 +113,7 @@ class Address:
     def own(self) -> str:
         return self.local or self.address
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[int, int, str, int]:
         return (self.index, self.family, self.own, self.prefixlen)
 
     def __str__(self) -> str:
@@ -121,9 +121,9 @@ class Address:
             return f"{self.local} peer {self.address}/{self.prefixlen}"
         return f"{self.address}/{self.prefixlen}"
 
-    def add_request(self) -> dict:
+    def add_request(self) -> dict[str, object]:
         """Keyword arguments of pyroute2's IPRoute.addr('add', ...)."""
-        request = {
+        request: dict[str, object] = {
             "index": self.index,
             "family": self.family,
             "address": self.address,
@@ -167,11 +167,11 @@ class Route:
     type: int = RTN_UNICAST
     flags: int = 0  # rtm_flags, e.g. RTNH_F_ONLINK
     tos: int = 0
-    metrics: tuple = ()  # (("RTAX_MTU", 1400), ...)
-    multipath: tuple = ()  # NextHop, ...
+    metrics: tuple[tuple[str, int], ...] = ()  # (("RTAX_MTU", 1400), ...)
+    multipath: tuple[NextHop, ...] = ()
 
     @property
-    def interfaces(self) -> frozenset:
+    def interfaces(self) -> frozenset[int]:
         return frozenset(([self.oif] if self.oif else []) + [nh.oif for nh in self.multipath])
 
     @property
@@ -188,9 +188,9 @@ class Route:
             text += f" dev #{self.oif}"
         return text
 
-    def add_request(self) -> dict:
+    def add_request(self) -> dict[str, object]:
         """Keyword arguments of pyroute2's IPRoute.route('add', ...)."""
-        request = {
+        request: dict[str, object] = {
             "family": self.family,
             "dst_len": self.dst_len,
             "table": RT_TABLE_MAIN,
@@ -219,7 +219,7 @@ class Interface:
     index: int
     name: str
     flags: int
-    addresses: tuple = ()  # Address, ... (only those to restore)
+    addresses: tuple[Address, ...] = ()  # only those to restore
 
     def __str__(self) -> str:
         return f"{self.name} (index {self.index})"
@@ -229,9 +229,9 @@ class Interface:
 class Snapshot:
     """What was up before the jump, and what must come back after it."""
 
-    interfaces: tuple = ()  # Interface, ... by ascending index
-    routes: tuple = ()  # Route, ... in dump order
-    skipped: tuple = ()  # (what, why) the kernel or a daemon makes again, for --debug
+    interfaces: tuple[Interface, ...] = ()  # by ascending index
+    routes: tuple[Route, ...] = ()  # in dump order
+    skipped: tuple[tuple[str, str], ...] = ()  # (what, why) the kernel or a daemon makes again, for --debug
 
     def names(self) -> list[str]:
         return [i.name for i in self.interfaces]
@@ -256,10 +256,10 @@ class Snapshot:
 class RestorePlan:
     """The requests that bring a snapshot back, in order."""
 
-    links_up: tuple = ()  # Interface, ... to set up, ascending index (lower devices first)
-    addresses: tuple = ()  # Address, ... missing now
-    routes: tuple = ()  # Route, ... on-link routes before routes via a gateway
-    problems: tuple = ()  # str, ... what cannot be restored
+    links_up: tuple[Interface, ...] = ()  # to set up, ascending index (lower devices first)
+    addresses: tuple[Address, ...] = ()  # missing now
+    routes: tuple[Route, ...] = ()  # on-link routes before routes via a gateway
+    problems: tuple[str, ...] = ()  # what cannot be restored
 
 
 def _with_names(text: str, names: Mapping[int, str]) -> str:
@@ -270,7 +270,7 @@ def _with_names(text: str, names: Mapping[int, str]) -> str:
 # --- pure planning -------------------------------------------------------------------------------
 
 
-def _attrs(rec: Record) -> Mapping:
+def _attrs(rec: Record) -> Mapping[str, Any]:
     return rec.get("attrs") or {}
 
 
@@ -447,7 +447,7 @@ class Netlink(Protocol):
 
     def __enter__(self) -> Netlink: ...
 
-    def __exit__(self, *exc) -> None: ...
+    def __exit__(self, *exc: object) -> None: ...
 
     def links(self) -> list[Record]: ...
 
@@ -457,15 +457,16 @@ class Netlink(Protocol):
 
     def set_link(self, index: int, state: str) -> None: ...  # state "up" or "down"
 
-    def add_address(self, request: dict) -> None: ...  # Address.add_request()
+    def add_address(self, request: dict[str, object]) -> None: ...  # Address.add_request()
 
-    def add_route(self, request: dict) -> None: ...  # Route.add_request()
+    def add_route(self, request: dict[str, object]) -> None: ...  # Route.add_request()
 
 
 Connect = Callable[[], Netlink]  # opens a socket: kexec_py.rtnetlink.Rtnetlink
+T = TypeVar("T")
 
 
-def _ask(what: str, call, *args):
+def _ask(what: str, call: Callable[..., T], *args: object) -> T:
     """call(*args); a refusal becomes a NetworkError naming the request: "what: reason"."""
     try:
         return call(*args)
@@ -477,7 +478,7 @@ def _set_link(netlink: Netlink, iface: Interface, state: str) -> None:
     _ask(f"cannot take {iface.name} {state}", netlink.set_link, iface.index, state)
 
 
-def _add(netlink_call, what: str, request: dict) -> None:
+def _add(netlink_call: Callable[[dict[str, object]], None], what: str, request: dict[str, object]) -> None:
     """Add an address or route; one that exists already (EEXIST) is what we wanted."""
     try:
         netlink_call(request)

@@ -122,13 +122,13 @@ class Purgatory:
             if r.type == R_386_PC32:
                 value -= load_addr + r.place
             struct.pack_into("<I", image, r.place, (value + addend) & _MASK32)
-        for name, value in params.items():
+        for name, data in params.items():
             p = self._parameter(name)
-            if len(value) != p.size:
+            if len(data) != p.size:
                 raise ImageError(
-                    f"{self.path}: parameter {name} is {p.size} bytes, got {len(value)}"
+                    f"{self.path}: parameter {name} is {p.size} bytes, got {len(data)}"
                 )
-            image[p.offset : p.offset + p.size] = value
+            image[p.offset : p.offset + p.size] = data
         return LinkedPurgatory(
             entry=load_addr + self._entry,
             segment=Segment(load_addr, self.size, bytes(image), "purgatory"),
@@ -150,7 +150,7 @@ def _parse(path: str, data: bytes) -> Purgatory:
     from elftools.elf.elffile import ELFFile
     from elftools.elf.enums import ENUM_RELOC_TYPE_i386
     from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import SymbolTableSection
+    from elftools.elf.sections import Symbol, SymbolTableSection
 
     _check_layout(path, data)
     elf = ELFFile(io.BytesIO(data))
@@ -186,14 +186,13 @@ def _parse(path: str, data: bytes) -> Purgatory:
             image += bytes(offsets[i] - len(image)) + s.data()
     size = align_up(max(end, 1))
 
-    symtabs = [i for i, s in enumerate(sections) if isinstance(s, SymbolTableSection) and s.name == ".symtab"]
+    symtabs = [(i, s) for i, s in enumerate(sections) if isinstance(s, SymbolTableSection) and s.name == ".symtab"]
     if len(symtabs) != 1:
         raise ImageError(f"{path}: no symbol table (.symtab)")
-    symtab_index = symtabs[0]
-    symtab = sections[symtab_index]
+    symtab_index, symtab = symtabs[0]
     symbols = list(symtab.iter_symbols())
 
-    def check_defined(sym) -> None:
+    def check_defined(sym: Symbol) -> None:
         if sym["st_shndx"] == "SHN_UNDEF":
             raise ImageError(f"{path}: undefined symbol {sym.name} (purgatory must be self-contained)")
         if sym["st_shndx"] == "SHN_COMMON":

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import os
 from socket import AF_INET, AF_INET6
+from typing import Any, Callable, Iterable, TypeVar
 
-from kexec_py.netif import NetlinkFailure, NetworkError
+from kexec_py.netif import NetlinkFailure, NetworkError, Record
+
+T = TypeVar("T")
 
 # The attributes planning reads; the rest of each message is not copied.
 LINK_NLAS = frozenset({"IFLA_IFNAME"})
@@ -29,12 +32,12 @@ ROUTE_NLAS = frozenset(
 )
 
 
-def record(msg, wanted: frozenset | None = None) -> dict:
+def record(msg: Any, wanted: frozenset[str] | None = None) -> dict[str, object]:
     """A pyroute2 message as plain data: header fields, and attrs by NLA name
     (all, or those in wanted; nested messages such as IFA_CACHEINFO or
     RTA_MULTIPATH entries are recorded too)."""
-    rec = {name: msg[name] for name, _ in msg.fields if not name.startswith("__")}
-    attrs = {}
+    rec: dict[str, object] = {name: msg[name] for name, _ in msg.fields if not name.startswith("__")}
+    attrs: dict[str, object] = {}
     try:
         nlas = msg["attrs"]
     except (KeyError, TypeError):
@@ -47,7 +50,7 @@ def record(msg, wanted: frozenset | None = None) -> dict:
     return rec
 
 
-def _plain(value):
+def _plain(value: Any) -> object:
     if hasattr(value, "fields"):
         return record(value)
     if isinstance(value, (list, tuple)) and value and hasattr(value[0], "fields"):
@@ -67,7 +70,7 @@ def failure(e: BaseException) -> NetlinkFailure:
 class Rtnetlink:
     """One rtnetlink socket (pyroute2's IPRoute, or ipr for tests of this adapter)."""
 
-    def __init__(self, ipr=None) -> None:
+    def __init__(self, ipr: Any = None) -> None:
         if ipr is None:
             try:
                 from pyroute2 import IPRoute
@@ -85,34 +88,34 @@ class Rtnetlink:
     def __enter__(self) -> Rtnetlink:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._ipr.close()
 
-    def _call(self, call, *args, **kwargs):
+    def _call(self, call: Callable[..., T], *args: object, **kwargs: object) -> T:
         try:
             return call(*args, **kwargs)
         except Exception as e:  # pyroute2's NetlinkError, OSError, its own ValueErrors
             raise failure(e) from e
 
-    def _dump(self, call, wanted: frozenset, **kwargs) -> list[dict]:
+    def _dump(self, call: Callable[..., Iterable[Any]], wanted: frozenset[str], **kwargs: object) -> list[Record]:
         # the records are made inside _call: pyroute2 may hand back a generator
         return self._call(lambda: [record(m, wanted) for m in call(**kwargs)])
 
-    def links(self) -> list[dict]:
+    def links(self) -> list[Record]:
         return self._dump(self._ipr.get_links, LINK_NLAS)
 
-    def addresses(self) -> list[dict]:
+    def addresses(self) -> list[Record]:
         return self._dump(self._ipr.get_addr, ADDRESS_NLAS)
 
-    def routes(self) -> list[dict]:
+    def routes(self) -> list[Record]:
         return [rec for family in (AF_INET, AF_INET6) for rec in self._dump(self._ipr.get_routes, ROUTE_NLAS,
                                                                              family=family)]
 
     def set_link(self, index: int, state: str) -> None:
         self._call(self._ipr.link, "set", index=index, state=state)
 
-    def add_address(self, request: dict) -> None:
+    def add_address(self, request: dict[str, object]) -> None:
         self._call(self._ipr.addr, "add", **request)
 
-    def add_route(self, request: dict) -> None:
+    def add_route(self, request: dict[str, object]) -> None:
         self._call(self._ipr.route, "add", **request)

@@ -51,8 +51,8 @@ class KexecPlan:
     segments: tuple[Segment, ...]
     notes: tuple[str, ...] = ()  # not passed to the kernel: explanations for people
 
-    def as_dict(self) -> dict:
-        plan = {
+    def as_dict(self) -> dict[str, object]:
+        plan: dict[str, object] = {
             "entry": self.entry,
             "flags": self.flags,
             "segments": [

@@ -24,6 +24,12 @@ import struct
 from kexec_py.errors import KernelError
 from kexec_py.kernel import LOAD_ERRORS, REBOOT_ERRORS, HostActions, permission_message
 
+TYPE_CHECKING = False  # as in kexec_py.kernel: annotations only, typing is not imported
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from kexec_py.segments import Buffer, KexecPlan, Segment
+
 DEVICE = "dev/kexec_jump"  # below the machine root
 LOADED_ATTR = "sys/class/misc/kexec_jump/loaded"  # "1\n" while an image is loaded (world-readable)
 SNAPSHOT = "dev/snapshot"
@@ -50,13 +56,19 @@ class ShimStatus:
     NamedTuple (typing) or dataclass would cost it more than the rest of it."""
 
     __slots__ = ("loaded", "flags", "entry", "nr_segments", "nr_pages", "jumps")
+    loaded: int
+    flags: int
+    entry: int
+    nr_segments: int
+    nr_pages: int
+    jumps: int
 
     def __init__(self, data: bytes) -> None:
         for name, value in zip(self.__slots__, KJ_STATUS_ARG.unpack(data)):
             setattr(self, name, value)
 
 
-def pack_segments(segments, addresses) -> bytes:
+def pack_segments(segments: Iterable[Segment], addresses: Iterable[int]) -> bytes:
     """struct kj_segment[]: each segment with the user address of its data."""
     return b"".join(KJ_SEGMENT.pack(address, s.bufsz, s.mem, s.memsz) for s, address in zip(segments, addresses))
 
@@ -102,8 +114,10 @@ FREEZE_ERRORS = {
 }
 
 
-def _message(table: dict, err: int, root: str, **names) -> str:
+def _message(table: Mapping[int, str], err: int | None, root: str, **names: str) -> str:
     """EPERM/EACCES told apart by cause, else the table's text for err, else the C library's words."""
+    if err is None:  # an OSError that no system call raised
+        return "unknown error"
     if err in (E.EPERM, E.EACCES) and err not in table:
         return permission_message(root)
     if err in table:
@@ -117,7 +131,7 @@ class DeviceCalls:
     them in place until unpin()."""
 
     def __init__(self) -> None:
-        self._pins: list = []
+        self._pins: list[object] = []
 
     def open(self, path: str, flags: int) -> int:
         return os.open(path, flags | os.O_CLOEXEC)
@@ -134,7 +148,7 @@ class DeviceCalls:
         else:
             fcntl.ioctl(fd, request, arg)
 
-    def pin(self, buffers) -> list[int]:
+    def pin(self, buffers: Iterable[Buffer]) -> list[int]:
         from kexec_py.kernel import libc, pin_buffers
 
         ffi, _ = libc()
@@ -164,7 +178,8 @@ class ShimKernel(HostActions):
 
     name = "kexec_jump module"
 
-    def __init__(self, root: str = "/", calls: DeviceCalls | None = None, modprobe=None) -> None:
+    def __init__(self, root: str = "/", calls: DeviceCalls | None = None,
+                 modprobe: Callable[[], bool] | None = None) -> None:
         super().__init__(root)
         self._calls = calls or DeviceCalls()
         self._modprobe = modprobe or (run_modprobe if root == "/" else (lambda: False))
@@ -200,7 +215,7 @@ class ShimKernel(HostActions):
 
     # --- the kernel interface -------------------------------------------------------------
 
-    def kexec_load(self, plan) -> None:
+    def kexec_load(self, plan: KexecPlan) -> None:
         if len(plan.segments) > KJ_MAX_SEGMENTS:  # the module says EINVAL too; say why
             raise KernelError(f"{self.device}: load failed: {len(plan.segments)} segments, the module takes"
                               f" at most {KJ_MAX_SEGMENTS}", E.EINVAL)

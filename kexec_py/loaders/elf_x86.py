@@ -12,6 +12,7 @@ initrd, purgatory), entered at e_entry with esi = zero page.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from kexec_py.errors import ImageError, UsageError
 from kexec_py.flags import Arch
@@ -20,6 +21,10 @@ from kexec_py.loaders import LoadRequest, Target
 from kexec_py.planner import limits_window
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import LoadedImage, Segment
+
+if TYPE_CHECKING:
+    from elftools.construct import Container
+    from elftools.elf.elffile import ELFFile
 
 ELF_MAGIC = b"\x7fELF"
 # What each kernel can call directly: an x86_64 kernel calls the entry in
@@ -96,7 +101,7 @@ class ElfX86Loader:
         return LoadedImage(entry, tuple(segments))
 
     @staticmethod
-    def _segment(path: str, size: int, data: memoryview, index: int, ph) -> Segment:
+    def _segment(path: str, size: int, data: memoryview, index: int, ph: Container) -> Segment:
         where = f"PT_LOAD[{index}] at {ph.p_paddr:#x}"
         if ph.p_paddr % PAGE_SIZE:
             raise ImageError(f"{path}: {where} is not page-aligned (link it at a 4 KiB boundary)")
@@ -108,7 +113,7 @@ class ElfX86Loader:
         return Segment(ph.p_paddr, align_up(ph.p_memsz), buf, f"{path} {where}")
 
 
-def _check_program_headers(path: str, elf, size: int) -> None:
+def _check_program_headers(path: str, elf: ELFFile, size: int) -> None:
     """The program header table lies inside the file with entries of its class's size:
     pyelftools would otherwise read past the end of the file (a phnum overflow parses
     garbage as program headers) or fail with a bare struct error."""

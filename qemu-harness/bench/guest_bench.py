@@ -6,6 +6,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 
 PAYLOAD = sys.argv[1]
 KEXEC_TOOLS = sys.argv[2]
@@ -28,7 +29,7 @@ def run(argv: list[str]) -> tuple[float, int, int]:
     return time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
 
 
-def measure(name: str, load: list[str], exec_: list[str]) -> dict:
+def measure(name: str, load: list[str], exec_: list[str]) -> dict[str, Any]:
     loads = [run(load) for _ in range(ROUNDS)]
     jumps = [run(exec_) for _ in range(ROUNDS)]
     run(exec_[:1] + ["-u"])
@@ -53,7 +54,7 @@ def image_window(payload: str) -> tuple[int, int]:
     return segments[0]["mem"], segments[-1]["mem"] + segments[-1]["memsz"] - 1
 
 
-def measure_load(name: str, load: list[str]) -> dict:
+def measure_load(name: str, load: list[str]) -> dict[str, Any]:
     loads = [run(load) for _ in range(ROUNDS)]
     run(load[:1] + ["-u"])
     assert {rc for _, _, rc in loads} == {0}, f"{name}: load failed"
@@ -61,7 +62,7 @@ def measure_load(name: str, load: list[str]) -> dict:
             "load_rss_kib": max(r for _, r, _ in loads)}
 
 
-def print_table(title: str, rows: list[dict]) -> None:
+def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     base = rows[0]
     print(f"\n{title}")
     print(f"{'tool':36} {'load s':>8} {'x':>6} {'load RSS KiB':>13} {'-e s':>8} {'x':>6} {'-e RSS KiB':>11}  -e exit")
@@ -73,7 +74,7 @@ def print_table(title: str, rows: list[dict]) -> None:
         print(line)
 
 
-def linux_rows() -> list[dict]:
+def linux_rows() -> list[dict[str, Any]]:
     """Loading a bzImage with a 64 MiB initrd: buffers go to the kernel without copies."""
     with open("/tmp/initrd-64M", "wb") as f:
         f.write(os.urandom(64 << 20))

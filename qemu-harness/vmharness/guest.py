@@ -104,7 +104,7 @@ class Guest:
         self.boot = boot
         self._log = io.StringIO()
         self._echo = echo
-        self._child: pexpect.spawn | None = None
+        self._child: pexpect.spawn[str] | None = None
 
     def __enter__(self) -> Guest:
         self.start()
@@ -141,7 +141,9 @@ class Guest:
             raise GuestDied(f"guest died while waiting for {_show(pattern)}", self.console) from None
         except pexpect.TIMEOUT:
             raise GuestTimeout(f"no {_show(pattern)} within {timeout:g} s", self.console) from None
-        return self._child.match
+        match = self._child.match
+        assert isinstance(match, re.Match), match  # EOF and TIMEOUT raised above
+        return match
 
     def wait_for_exit(self, timeout: float) -> int:
         """Script mode: the script's exit status, once the guest has printed it."""
@@ -169,7 +171,7 @@ class Guest:
                   f"{{\n{cmd}\n}} </dev/null 2>&1; printf 'vmh-end-%s %d\\n' {tag} $?\n")
         self.expect(re.escape(begin) + NEWLINE.pattern, timeout)
         match = self.expect(re.escape(end) + r" (\d+)" + NEWLINE.pattern, timeout)
-        output = NEWLINE.sub("\n", self._child.before) if self._child else ""
+        output = NEWLINE.sub("\n", self._child.before or "") if self._child else ""
         return CommandResult(int(match[1]), output)
 
     def check(self, cmd: str, timeout: float = 60.0) -> str:
