@@ -233,7 +233,18 @@ def test_version(run_cli, option, output):
 
 def test_help(run_cli):
     result = run_cli(["--help"])
-    assert result.code == 0 and result.out.startswith("usage: kexec ") and "--load-preserve-context" in result.out
+    assert result.code == 0 and result.out.startswith("usage: kexec") and "--load-preserve-context" in result.out
+    assert "-h, --help" in result.out
+
+
+def test_building_the_parser_imports_no_shutil():
+    """argparse's HelpFormatter imports shutil (bz2, lzma), a tenth of `kexec -e` in a small
+    guest: only --help may make one (-h is added to a group, not to the parser)."""
+    code = (f"import sys\nsys.path.insert(0, {REPO!r})\nfrom kexec_py.cli import build_parser\n"
+            "build_parser().parse_args(['-e'])\nprint('shutil' in sys.modules)")
+    # -IS, as the launcher: a site scan may import shutil itself (pyenv's does)
+    result = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout == "False\n", result.stderr
 
 
 # --- numbers as strtoul(..., 0) reads them --------------------------------------------------------
