@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Example: kexec --load-preserve-context --args-none phy_mode; kexec -e"
             " (runs phy_mode in physical mode and comes back)."
         ),
+        add_help=False,  # -h is in the output group: see there
     )
     actions = parser.add_argument_group("actions (one at most; default: load, then shutdown -r now)")
     action = actions.add_mutually_exclusive_group()
@@ -149,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                            " kexec_load; -e, -u and -S follow the loaded image")
 
     output = parser.add_argument_group("output")
+    # In a group, not the parser's own -h: an option added to the parser itself makes a
+    # HelpFormatter, which imports shutil for the terminal's width (bz2, lzma: a tenth of
+    # `kexec -e` in a small guest); --help makes its own when it runs.
+    output.add_argument("-h", "--help", action="help", help="show this help message and exit")
     output.add_argument("-d", "--debug", action="store_true",
                         help="print the segment list before loading")
     output.add_argument("--dry-run", action="store_true",

@@ -6,7 +6,6 @@ import mmap
 import os
 import stat
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from kexec_py.errors import ImageError
 
@@ -24,7 +23,6 @@ _KINDS = (
 class ImageFile:
     path: str
     data: memoryview  # the whole file, mapped
-    stream: BinaryIO  # for parsers that read headers (pyelftools)
 
     @classmethod
     def open(cls, path: str) -> ImageFile:
@@ -40,16 +38,11 @@ class ImageFile:
             if not stat.S_ISREG(mode):
                 kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
                 raise ImageError(f"{path}: is {kind}, not an image")
-            stream = os.fdopen(fd, "rb")
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         except ValueError:  # mmap of an empty file
-            stream.close()
             raise ImageError(f"{path}: empty file") from None
         except OSError as e:  # a regular file that cannot be mapped: /proc, /sys, some FUSE files
-            stream.close()
             raise ImageError(f"{path}: cannot map the file ({e.strerror}): not an image") from None
-        return cls(path, memoryview(mapped), stream)
+        finally:
+            os.close(fd)
+        return cls(path, memoryview(mapped))

@@ -12,8 +12,17 @@ initrd, purgatory), entered at e_entry with esi = zero page.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from kexec_py.elf_headers import (
+    ELF_MAGIC,
+    PT_LOAD,
+    ElfFormatError,
+    ProgramHeader,
+    machine_name,
+    program_headers,
+    read_header,
+    type_name,
+)
 from kexec_py.errors import ImageError, UsageError
 from kexec_py.flags import Arch
 from kexec_py.image_file import ImageFile
@@ -22,14 +31,11 @@ from kexec_py.planner import limits_window
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import LoadedImage, Segment
 
-if TYPE_CHECKING:
-    from elftools.construct import Container
-    from elftools.elf.elffile import ELFFile
-
-ELF_MAGIC = b"\x7fELF"
+ET_EXEC = 2
+EM_386, EM_X86_64 = 3, 62
 # What each kernel can call directly: an x86_64 kernel calls the entry in
 # 64-bit mode, an i386 kernel in 32-bit protected mode.
-ENTERABLE = {Arch.I386: "EM_386", Arch.X86_64: "EM_X86_64"}
+ENTERED_BY = {Arch.I386: EM_386, Arch.X86_64: EM_X86_64}
 
 
 class ElfX86Loader:
@@ -53,12 +59,7 @@ class ElfX86Loader:
             require_i386(target.arch, image.path)
         else:
             _check_args_none_request(request)
-        from elftools.common.exceptions import ELFError
-
-        try:
-            loaded = self._load(image, request, target)
-        except (ELFError, ValueError, IndexError) as e:  # what pyelftools raises on damaged headers
-            raise ImageError(f"{image.path}: truncated or damaged ELF ({e})") from None
+        loaded = self._load(image, request, target)
         if linux:
             return _boot_vmlinux(image.path, loaded, request, target)
         if request.preserve_context:
@@ -68,40 +69,37 @@ class ElfX86Loader:
         return loaded
 
     def _load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
-        from elftools.elf.elffile import ELFFile
-
         path, data = image.path, image.data
         if not self.probe(data):
             raise ImageError(f"{path}: not an ELF file")
-        header_size = 64 if len(data) > 4 and data[4] == 2 else 52  # ELFCLASS64, else ELF32's
-        if len(data) < header_size:
-            raise ImageError(f"{path}: truncated or damaged ELF ({len(data)} bytes, the ELF header alone"
-                             f" takes {header_size})")
-        elf = ELFFile(image.stream)  # headers only; segment data is sliced from the map
-        if elf["e_type"] != "ET_EXEC":
-            raise ImageError(f"{path}: ELF type {elf['e_type']}, need an executable (ET_EXEC)")
-        machine = elf["e_machine"]
-        if machine not in ("EM_386", "EM_X86_64"):
-            raise ImageError(f"{path}: ELF machine {machine} is not x86")
-        if machine != ENTERABLE[target.arch]:
+        try:
+            header = read_header(data)
+            phdrs = program_headers(data, header)
+        except ElfFormatError as e:
+            raise ImageError(f"{path}: truncated or damaged ELF ({e})") from None
+        if header.e_type != ET_EXEC:
+            raise ImageError(f"{path}: ELF type {type_name(header.e_type)}, need an executable (ET_EXEC)")
+        machine = header.e_machine
+        if machine not in ENTERED_BY.values():
+            raise ImageError(f"{path}: ELF machine {machine_name(machine)} is not x86")
+        if machine != ENTERED_BY[target.arch]:
             raise ImageError(
-                f"{path}: {machine} image, but {target.arch.value} kernels enter"
-                f" {ENTERABLE[target.arch]} images (--arch plans for another machine)"
+                f"{path}: {machine_name(machine)} image, but {target.arch.value} kernels enter"
+                f" {machine_name(ENTERED_BY[target.arch])} images (--arch plans for another machine)"
             )
-        _check_program_headers(path, elf, len(data))
         segments = []
-        for index, phdr in enumerate(elf.iter_segments("PT_LOAD")):
-            if phdr["p_memsz"]:
-                segments.append(self._segment(path, len(data), data, index, phdr.header))
+        for index, phdr in enumerate(p for p in phdrs if p.p_type == PT_LOAD):
+            if phdr.p_memsz:
+                segments.append(self._segment(path, len(data), data, index, phdr))
         if not segments:
             raise ImageError(f"{path}: no PT_LOAD segment")
-        entry = elf["e_entry"] if request.entry is None else request.entry
+        entry = header.e_entry if request.entry is None else request.entry
         if not any(s.range.contains_address(entry) for s in segments):
             raise ImageError(f"{path}: entry {entry:#x} is outside every loaded segment")
         return LoadedImage(entry, tuple(segments))
 
     @staticmethod
-    def _segment(path: str, size: int, data: memoryview, index: int, ph: Container) -> Segment:
+    def _segment(path: str, size: int, data: memoryview, index: int, ph: ProgramHeader) -> Segment:
         where = f"PT_LOAD[{index}] at {ph.p_paddr:#x}"
         if ph.p_paddr % PAGE_SIZE:
             raise ImageError(f"{path}: {where} is not page-aligned (link it at a 4 KiB boundary)")
@@ -111,20 +109,6 @@ class ElfX86Loader:
             raise ImageError(f"{path}: truncated: {where} needs bytes up to {ph.p_offset + ph.p_filesz:#x}, file has {size:#x}")
         buf = data[ph.p_offset : ph.p_offset + ph.p_filesz]
         return Segment(ph.p_paddr, align_up(ph.p_memsz), buf, f"{path} {where}")
-
-
-def _check_program_headers(path: str, elf: ELFFile, size: int) -> None:
-    """The program header table lies inside the file with entries of its class's size:
-    pyelftools would otherwise read past the end of the file (a phnum overflow parses
-    garbage as program headers) or fail with a bare struct error."""
-    phoff, phnum, phentsize = elf["e_phoff"], elf.num_segments(), elf["e_phentsize"]
-    expected = elf.structs.Elf_Phdr.sizeof()
-    if phnum and phentsize != expected:
-        raise ImageError(f"{path}: truncated or damaged ELF (e_phentsize is {phentsize}, ELF{elf.elfclass}"
-                         f" program headers take {expected} bytes)")
-    if phoff + phnum * phentsize > size:
-        raise ImageError(f"{path}: truncated or damaged ELF (the program header table, {phnum} entries at"
-                         f" {phoff:#x}, runs past the end of the file, {size:#x} bytes)")
 
 
 def _check_args_none_request(request: LoadRequest) -> None:

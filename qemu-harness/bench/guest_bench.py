@@ -1,105 +1,111 @@
 #!/usr/bin/python3
-"""Runs inside the guest (see ./bench): kexec-py and kexec-tools side by side on
-the same payload, same kernel. Prints one table; TCG timings are only relative."""
+"""Guest side of qemu-harness/bench/bench: kexec-py and kexec-tools side by side in this
+guest, rounds interleaved (every round runs every row, ours then theirs), so that a
+busy host slows both alike. Prints one JSON object: each row's wall times (s), peak
+RSS (KiB) and exit statuses per tool, plus facts about the guest.
 
+    guest_bench.py PAYLOAD BZIMAGE ROUNDS
+"""
+
+from __future__ import annotations
+
+import json
 import os
-import statistics
+import platform
+import subprocess
 import sys
 import time
 from typing import Any
 
-PAYLOAD = sys.argv[1]
-KEXEC_TOOLS = sys.argv[2]
-BZIMAGE = sys.argv[3]
-ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+KEXEC, KEXEC_TOOLS = "/usr/sbin/kexec", "/usr/sbin/kexec-tools"
+INITRD = "/tmp/bench-initrd-64M"
+# What a payload load imports from the standard library: the floor of its time while
+# the CLI is argparse and the values are dataclasses (the launcher runs python3 -IS)
+STDLIB = "argparse, dataclasses, enum, mmap, re, struct, typing"
 
 
 def run(argv: list[str]) -> tuple[float, int, int]:
-    """Wall time (s), peak RSS (KiB) and exit status of one command."""
+    """Wall time (s), peak RSS (KiB) and exit status of one command, output discarded."""
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         try:
-            os.execvp(argv[0], argv)
+            os.execv(argv[0], argv)
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)
     return time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
 
 
-def measure(name: str, load: list[str], exec_: list[str]) -> dict[str, Any]:
-    loads = [run(load) for _ in range(ROUNDS)]
-    jumps = [run(exec_) for _ in range(ROUNDS)]
-    run(exec_[:1] + ["-u"])
-    return {
-        "name": name,
-        "load_s": statistics.median(t for t, _, _ in loads),
-        "load_rss_kib": max(r for _, r, _ in loads),
-        "exec_s": statistics.median(t for t, _, _ in jumps),
-        "exec_rss_kib": max(r for _, r, _ in jumps),
-        "exec_rc": sorted({rc for _, _, rc in jumps}),
-    }
-
-
 def image_window(payload: str) -> tuple[int, int]:
-    import json
-    import subprocess
-
+    """The payload's own pages, [first, last]: kexec-tools' tightest --mem-min/--mem-max,
+    the same pages kexec-py backs up by default."""
     plan = json.loads(subprocess.run(
-        ["kexec", "--dry-run", "--json", "--load-preserve-context", "--args-none", payload],
+        [KEXEC, "--dry-run", "--json", "--load-preserve-context", "--args-none", payload],
         check=True, capture_output=True, text=True).stdout)
     segments = plan["segments"]
     return segments[0]["mem"], segments[-1]["mem"] + segments[-1]["memsz"] - 1
 
 
-def measure_load(name: str, load: list[str]) -> dict[str, Any]:
-    loads = [run(load) for _ in range(ROUNDS)]
-    run(load[:1] + ["-u"])
-    assert {rc for _, _, rc in loads} == {0}, f"{name}: load failed"
-    return {"name": name, "load_s": statistics.median(t for t, _, _ in loads),
-            "load_rss_kib": max(r for _, r, _ in loads)}
+def steps(payload: str, bzimage: str) -> list[tuple[str, str, list[str]]]:
+    """One round: (row, tool, argv) in the order they run. Each -e comes right after its
+    tool's own load, so every jump is the first one of a freshly loaded image."""
+    low, high = image_window(payload)
+    linux = ["-l", bzimage, f"--initrd={INITRD}", "--reuse-cmdline"]
+    load, jump, big = "payload load", "payload -e round trip", "bzImage + 64 MiB initrd load"
+    return [
+        ("python3 -c pass", "python3", [sys.executable, "-c", "pass"]),
+        ("python3 -IS -c pass", "python3", [sys.executable, "-IS", "-c", "pass"]),
+        ("python3 -IS, load's stdlib", "python3", [sys.executable, "-IS", "-c", f"import {STDLIB}"]),
+        (load, "kexec-py", [KEXEC, "--load-preserve-context", "--args-none", payload]),
+        (jump, "kexec-py", [KEXEC, "-e"]),
+        (load, "kexec-tools", [KEXEC_TOOLS, "-c", "--load-preserve-context", "--args-none",
+                               f"--mem-min={low:#x}", f"--mem-max={high:#x}", payload]),
+        (jump, "kexec-tools", [KEXEC_TOOLS, "-e"]),
+        (big, "kexec-py", [KEXEC, *linux]),
+        (big, "kexec-tools", [KEXEC_TOOLS, "-c", *linux]),
+    ]
 
 
-def print_table(title: str, rows: list[dict[str, Any]]) -> None:
-    base = rows[0]
-    print(f"\n{title}")
-    print(f"{'tool':36} {'load s':>8} {'x':>6} {'load RSS KiB':>13} {'-e s':>8} {'x':>6} {'-e RSS KiB':>11}  -e exit")
-    for row in rows:
-        line = f"{row['name']:36} {row['load_s']:8.3f} {row['load_s'] / base['load_s']:6.2f} {row['load_rss_kib']:13d}"
-        if "exec_s" in row:
-            line += (f" {row['exec_s']:8.3f} {row['exec_s'] / base['exec_s']:6.2f}"
-                     f" {row['exec_rss_kib']:11d}  {','.join(map(str, row['exec_rc']))}")
-        print(line)
+def measure(round_steps: list[tuple[str, str, list[str]]], rounds: int) -> dict[str, Any]:
+    """{row: {tool: {"wall_s": [...], "rss_kib": [...], "exit": [...]}}}, rows in the
+    order of the round. A command that fails stops the run (exit 1, its argv and status):
+    kexec-tools' -e may exit 255, which it does after every preserve-context round trip."""
+    results: dict[str, Any] = {}
+    for _ in range(rounds):
+        for row, tool, argv in round_steps:
+            wall, rss, status = run(argv)
+            if status != 0 and not (status == 255 and argv == [KEXEC_TOOLS, "-e"]):
+                sys.exit(f"guest_bench: {' '.join(argv)} exited {status}")
+            entry = results.setdefault(row, {}).setdefault(tool, {"wall_s": [], "rss_kib": [], "exit": []})
+            entry["wall_s"].append(round(wall, 4))
+            entry["rss_kib"].append(rss)
+            entry["exit"].append(status)
+    run([KEXEC, "-u"])
+    return results
 
 
-def linux_rows() -> list[dict[str, Any]]:
-    """Loading a bzImage with a 64 MiB initrd: buffers go to the kernel without copies."""
-    with open("/tmp/initrd-64M", "wb") as f:
-        f.write(os.urandom(64 << 20))
-    args = ["-l", BZIMAGE, "--initrd=/tmp/initrd-64M", "--reuse-cmdline"]
-    rows = [measure_load("kexec-py", ["kexec", *args]),
-            measure_load("kexec-tools", [KEXEC_TOOLS, "-c", *args])]
-    os.unlink("/tmp/initrd-64M")
-    return rows
+def guest_facts() -> dict[str, Any]:
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {"kernel": platform.release(), "machine": platform.machine(), "mem_total_kib": mem_kib,
+            "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
 def main() -> None:
-    low, high = image_window(PAYLOAD)
-    rows = [
-        measure("kexec-py", ["kexec", "--load-preserve-context", "--args-none", PAYLOAD],
-                ["kexec", "-e"]),
-        measure("kexec-tools --mem-max=0x2ffffff",
-                [KEXEC_TOOLS, "-c", "--load-preserve-context", "--args-none", "--mem-max=0x2ffffff", PAYLOAD],
-                [KEXEC_TOOLS, "-e"]),
-        measure("kexec-tools --mem-min/max tight",
-                [KEXEC_TOOLS, "-c", "--load-preserve-context", "--args-none",
-                 f"--mem-min={low:#x}", f"--mem-max={high:#x}", PAYLOAD],
-                [KEXEC_TOOLS, "-e"]),
-    ]
-    print_table(f"kexec jump, {ROUNDS} rounds each, medians; payload {os.path.basename(PAYLOAD)}", rows)
-    print_table(f"bzImage + 64 MiB initrd, -l, {ROUNDS} rounds each, medians", linux_rows())
+    payload, bzimage, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    with open(INITRD, "wb") as f:
+        f.write(os.urandom(64 << 20))
+    try:
+        results = measure(steps(payload, bzimage), rounds)
+    finally:
+        os.unlink(INITRD)
+    print(json.dumps({"guest": guest_facts(), "rounds": rounds, "payload": os.path.basename(payload),
+                      "rows": results}))
+
 
 if __name__ == "__main__":
     main()

@@ -121,8 +121,10 @@ def test_contents(deb):
     assert not [p for p in paths if p.startswith(("/usr/share/kexec-py/kit/shim", "/usr/src/"))]
     launcher = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/sbin/kexec", shell=True,
                               check=True, capture_output=True, text=True).stdout
-    imports = [line for line in launcher.splitlines() if line.startswith(("import ", "from "))]
-    assert imports == ["from kexec_py.cli import main"], launcher  # no console_scripts wrapper
+    # isolated, no site scan, and no console_scripts wrapper (importlib.metadata)
+    assert launcher.startswith("#!/usr/bin/python3 -IS\n"), launcher
+    imports = {line.strip() for line in launcher.splitlines() if line.strip().startswith(("import ", "from "))}
+    assert imports == {"import sys", "import site", "from kexec_py.cli import main"}, launcher
 
 
 def test_dkms_control_fields(dkms_deb):

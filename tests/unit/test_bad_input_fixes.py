@@ -84,7 +84,7 @@ def test_a_regular_file_mmap_refuses(tmp_path, monkeypatch):
 
 def test_a_good_file_is_still_mapped(tiny_elf32):
     image = ImageFile.open(tiny_elf32)
-    assert bytes(image.data[:4]) == b"\x7fELF" and image.stream.read(4) == b"\x7fELF"
+    assert bytes(image.data[:4]) == b"\x7fELF"
 
 
 def test_an_initrd_that_is_a_device(tmp_path):

@@ -233,7 +233,18 @@ def test_version(run_cli, option, output):
 
 def test_help(run_cli):
     result = run_cli(["--help"])
-    assert result.code == 0 and result.out.startswith("usage: kexec ") and "--load-preserve-context" in result.out
+    assert result.code == 0 and result.out.startswith("usage: kexec") and "--load-preserve-context" in result.out
+    assert "-h, --help" in result.out
+
+
+def test_building_the_parser_imports_no_shutil():
+    """argparse's HelpFormatter imports shutil (bz2, lzma), a tenth of `kexec -e` in a small
+    guest: only --help may make one (-h is added to a group, not to the parser)."""
+    code = (f"import sys\nsys.path.insert(0, {REPO!r})\nfrom kexec_py.cli import build_parser\n"
+            "build_parser().parse_args(['-e'])\nprint('shutil' in sys.modules)")
+    # -IS, as the launcher: a site scan may import shutil itself (pyenv's does)
+    result = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout == "False\n", result.stderr
 
 
 # --- numbers as strtoul(..., 0) reads them --------------------------------------------------------
@@ -392,3 +403,17 @@ def test_python_m_kexec_py(img, argv, code):
                                              "backend": "kernel"}
     else:
         assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("kexec: ")
+
+
+def test_a_payload_load_imports_neither_pyelftools_nor_pyroute2(img):
+    """Start-up is part of the product: importing pyelftools alone is 0.5-0.8 s in a small
+    guest (kexec_py.elf_headers reads payloads), pyroute2 is only for `kexec -e` with
+    interfaces up. The same plan as `kexec --load-preserve-context --args-none`, in a fresh
+    interpreter."""
+    code = ("import sys\nfrom kexec_py.cli import main\n"
+            f"code = main({['--dry-run', *I386, '--load-preserve-context', '--args-none', img]!r})\n"
+            "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'elftools', 'pyroute2', 'pr2modules'}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout

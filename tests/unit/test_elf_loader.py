@@ -169,7 +169,7 @@ BAD = [
     ("truncated-phdrs", _truncated(0x40), r"truncated or damaged ELF \(.+\)"),
     ("truncated-data", _truncated(0x2002),
      r"truncated: PT_LOAD\[1\] at 0x1001000 needs bytes up to 0x2004, file has 0x2002"),
-    ("bad-class", _bad_class, r"truncated or damaged ELF \(Invalid EI_CLASS .*\)"),
+    ("bad-class", _bad_class, r"truncated or damaged ELF \(EI_CLASS 3 is neither ELFCLASS32 nor ELFCLASS64\)"),
     ("et-rel", _patched(("e_type", 1)), r"ELF type ET_REL, need an executable \(ET_EXEC\)"),
     ("et-dyn", _patched(("e_type", 3)), r"ELF type ET_DYN, need an executable \(ET_EXEC\)"),
     ("et-core", _patched(("e_type", 4)), r"ELF type ET_CORE, need an executable \(ET_EXEC\)"),

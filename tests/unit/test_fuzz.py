@@ -13,7 +13,6 @@ profile; KEXEC_PY_FUZZ=deep runs a longer random campaign.
 from __future__ import annotations
 
 import functools
-import io
 import os
 import re
 import shutil
@@ -85,7 +84,7 @@ MACHINES = {Arch.I386: "qemu-i386-512M", Arch.X86_64: "qemu-x86_64-512M"}
 def plan_image(data: bytes, arch: Arch, request: LoadRequest, type_name=None):
     """What `kexec [--dry-run] -l` does with the file: probe, load, plan."""
     memory = machine(MACHINES[arch])
-    image = ImageFile("fuzzed", memoryview(data), io.BytesIO(data))
+    image = ImageFile("fuzzed", memoryview(data))
     loaded = choose_loader(image, type_name).load(image, request, Target(arch, memory))
     flags = arch.kexec_arch | (KexecFlags.PRESERVE_CONTEXT if request.preserve_context else 0)
     return make_plan(loaded, int(flags), memory, loaded.backup_window)
