@@ -8,13 +8,14 @@
 #include "sha256.h"
 
 /* Parameters, patched by the loader (all zero/default = do nothing). */
-PURGATORY_PARAM struct purgatory_entry32_regs purgatory_entry32_regs = { 0 };
+PURGATORY_PARAM struct purgatory_entry_regs purgatory_entry_regs = { 0 };
 PURGATORY_PARAM struct purgatory_sha256_region purgatory_sha256_regions[SHA256_REGIONS] = { { 0, 0 } };
 PURGATORY_PARAM uint8_t purgatory_sha256_digest[32] = { 0 };
-PURGATORY_PARAM uint32_t purgatory_cmdline_end = 0;
+PURGATORY_PARAM unsigned long purgatory_cmdline_end = 0;
+PURGATORY_PARAM unsigned long purgatory_jump_back_copy = 0;
 PURGATORY_PARAM uint16_t purgatory_serial_port = 0x3f8;
 
-uint32_t purgatory_jump_back_entry;
+unsigned long purgatory_jump_back_entry;
 
 static void put_str(const char *s)
 {
@@ -25,17 +26,20 @@ static void put_str(const char *s)
 	}
 }
 
-/* "0x%08x" into buf (11 bytes with the NUL). */
-static char *hex32(char *buf, uint32_t v)
+#define WORD_DIGITS	((int)sizeof(unsigned long) * 2)
+
+/* "0x" and a word's hex digits, all of them, into buf (WORD_DIGITS + 3 bytes
+ * with the NUL): the loader reserved that much for the jump-back entry. */
+static char *hex_word(char *buf, unsigned long v)
 {
 	static const char digits[] = "0123456789abcdef";
 	int i;
 
 	buf[0] = '0';
 	buf[1] = 'x';
-	for (i = 0; i < 8; i++)
-		buf[2 + i] = digits[(v >> (28 - 4 * i)) & 0xf];
-	buf[10] = 0;
+	for (i = 0; i < WORD_DIGITS; i++)
+		buf[2 + i] = digits[(v >> (4 * (WORD_DIGITS - 1 - i))) & 0xf];
+	buf[2 + WORD_DIGITS] = 0;
 	return buf;
 }
 
@@ -47,11 +51,11 @@ static void put_index(unsigned i)
 	serial_putc((char)('0' + i % 10));
 }
 
-static void put_hex32(uint32_t v)
+static void put_hex_word(unsigned long v)
 {
-	char buf[11];
+	char buf[WORD_DIGITS + 3];
 
-	put_str(hex32(buf, v));
+	put_str(hex_word(buf, v));
 }
 
 static void put_digest(const char *what, const uint8_t *d)
@@ -104,9 +108,9 @@ static void verify_sha256(void)
 		put_str("purgatory: region ");
 		put_index(i);
 		put_str(" (start=");
-		put_hex32(purgatory_sha256_regions[i].start);
+		put_hex_word(purgatory_sha256_regions[i].start);
 		put_str(", len=");
-		put_hex32(purgatory_sha256_regions[i].len);
+		put_hex_word(purgatory_sha256_regions[i].len);
 		put_str(")\n");
 	}
 	put_digest("purgatory: expected ", purgatory_sha256_digest);
@@ -115,8 +119,8 @@ static void verify_sha256(void)
 	purgatory_halt();
 }
 
-/* Append " kexec_jump_back_entry=0x%08x" at the command line's NUL; the
- * loader reserved the room. */
+/* Append " kexec_jump_back_entry=0x%08lx" (i386) or "=0x%016lx" (x86_64) at
+ * the command line's NUL; the loader reserved the room. */
 static void append_jump_back_entry(void)
 {
 	static const char key[] = " kexec_jump_back_entry=";
@@ -127,11 +131,29 @@ static void append_jump_back_entry(void)
 		return;
 	for (s = key; *s; s++)
 		*p++ = *s;
-	hex32(p, purgatory_jump_back_entry);	/* writes the NUL too */
+	hex_word(p, purgatory_jump_back_entry);	/* writes the NUL too */
+}
+
+/* Save the page of the jump-back entry where the loader asked: see
+ * struct purgatory_jump_back_page.  The caller kernel is frozen from now
+ * until the way back, so these bytes stay what that page holds. */
+static void copy_jump_back_page(void)
+{
+	struct purgatory_jump_back_page *copy = (void *)purgatory_jump_back_copy;
+	const uint8_t *page;
+	unsigned i;
+
+	if (!copy)
+		return;
+	copy->addr = purgatory_jump_back_entry & ~(unsigned long)(JUMP_BACK_PAGE_SIZE - 1);
+	page = (const uint8_t *)(unsigned long)copy->addr;
+	for (i = 0; i < JUMP_BACK_PAGE_SIZE; i++)
+		copy->bytes[i] = page[i];
 }
 
 void purgatory_main(void)
 {
 	verify_sha256();
 	append_jump_back_entry();
+	copy_jump_back_page();
 }
