@@ -4,6 +4,9 @@
  * Runs on purgatory's own GDT and stack (entry32.S), paging off, interrupts
  * off, no IDT: nothing here may fault.  Quiet unless the images are corrupt.
  */
+#include <kit/console.h>
+#include <kit/string.h>
+
 #include "purgatory.h"
 #include "sha256.h"
 
@@ -17,16 +20,12 @@ PURGATORY_PARAM uint16_t purgatory_serial_port = 0x3f8;
 
 unsigned long purgatory_jump_back_entry;
 
-static void put_str(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\n')
-			serial_putc('\r');
-		serial_putc(*s);
-	}
-}
-
 #define WORD_DIGITS	((int)sizeof(unsigned long) * 2)
+#ifdef __x86_64__
+#define WORD_FMT	"0x%016lx"
+#else
+#define WORD_FMT	"0x%08lx"
+#endif
 
 /* "0x" and a word's hex digits, all of them, into buf (WORD_DIGITS + 3 bytes
  * with the NUL): the loader reserved that much for the jump-back entry. */
@@ -43,32 +42,14 @@ static char *hex_word(char *buf, unsigned long v)
 	return buf;
 }
 
-/* 0..19, enough for a region index */
-static void put_index(unsigned i)
-{
-	if (i >= 10)
-		serial_putc((char)('0' + i / 10));
-	serial_putc((char)('0' + i % 10));
-}
-
-static void put_hex_word(unsigned long v)
-{
-	char buf[WORD_DIGITS + 3];
-
-	put_str(hex_word(buf, v));
-}
-
 static void put_digest(const char *what, const uint8_t *d)
 {
-	static const char digits[] = "0123456789abcdef";
 	int i;
 
-	put_str(what);
-	for (i = 0; i < SHA256_DIGEST_SIZE; i++) {
-		serial_putc(digits[d[i] >> 4]);
-		serial_putc(digits[d[i] & 0xf]);
-	}
-	put_str("\n");
+	kit_puts(what);
+	for (i = 0; i < SHA256_DIGEST_SIZE; i++)
+		kit_printf("%02x", d[i]);
+	kit_putc('\n');
 }
 
 /*
@@ -97,25 +78,16 @@ static void verify_sha256(void)
 	if (!diff)
 		return;
 
-	if (used == 1) {
-		put_str("purgatory: sha256 mismatch in region 0\n");
-	} else {
-		put_str("purgatory: sha256 mismatch in regions 0-");
-		put_index(used - 1);
-		put_str(" (one digest covers them all)\n");
-	}
-	for (i = 0; i < used; i++) {
-		put_str("purgatory: region ");
-		put_index(i);
-		put_str(" (start=");
-		put_hex_word(purgatory_sha256_regions[i].start);
-		put_str(", len=");
-		put_hex_word(purgatory_sha256_regions[i].len);
-		put_str(")\n");
-	}
+	if (used == 1)
+		kit_puts("purgatory: sha256 mismatch in region 0\n");
+	else
+		kit_printf("purgatory: sha256 mismatch in regions 0-%u (one digest covers them all)\n", used - 1);
+	for (i = 0; i < used; i++)
+		kit_printf("purgatory: region %u (start=" WORD_FMT ", len=" WORD_FMT ")\n", i,
+			   purgatory_sha256_regions[i].start, purgatory_sha256_regions[i].len);
 	put_digest("purgatory: expected ", purgatory_sha256_digest);
 	put_digest("purgatory: computed ", digest);
-	put_str("purgatory: refusing to boot corrupt memory\n");
+	kit_puts("purgatory: refusing to boot corrupt memory\n");
 	purgatory_halt();
 }
 
@@ -140,19 +112,16 @@ static void append_jump_back_entry(void)
 static void copy_jump_back_page(void)
 {
 	struct purgatory_jump_back_page *copy = (void *)purgatory_jump_back_copy;
-	const uint8_t *page;
-	unsigned i;
 
 	if (!copy)
 		return;
 	copy->addr = purgatory_jump_back_entry & ~(unsigned long)(JUMP_BACK_PAGE_SIZE - 1);
-	page = (const uint8_t *)(unsigned long)copy->addr;
-	for (i = 0; i < JUMP_BACK_PAGE_SIZE; i++)
-		copy->bytes[i] = page[i];
+	memcpy(copy->bytes, (const void *)(unsigned long)copy->addr, JUMP_BACK_PAGE_SIZE);
 }
 
 void purgatory_main(void)
 {
+	kit_console_port = purgatory_serial_port;
 	verify_sha256();
 	append_jump_back_entry();
 	copy_jump_back_page();

@@ -77,7 +77,6 @@ extern unsigned long purgatory_jump_back_entry;
 
 void purgatory_main(void);
 void purgatory_halt(void) __attribute__((noreturn));	/* entry*.S: cli; hlt forever */
-void serial_putc(char c);				/* serial.c */
 
 _Static_assert(sizeof(struct purgatory_entry_regs) == 9 * REG_SIZE, "entry_regs layout");
 _Static_assert(sizeof(struct purgatory_sha256_region) == 2 * REG_SIZE, "sha256 region layout");
