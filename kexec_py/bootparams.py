@@ -153,7 +153,8 @@ class SetupHeader:
         values = SETUP_HEADER.unpack_from(bytes(data[HDR : HDR + SETUP_HEADER.size]))
         # The jump at 0x200 doubles as the header's length: it ends at 0x202 + data[0x201].
         end = min(0x202 + data[0x201], HDR_LIMIT)
-        header = cls(*values, raw=bytes(data[HDR:end]))
+        fields_by_name: dict[str, Any] = dict(zip((name for name, _ in _HEADER_FIELDS), values))
+        header = cls(**fields_by_name, raw=bytes(data[HDR:end]))
         header.validate(path, len(data))
         return header
 
@@ -246,7 +247,7 @@ SETUP_DATA = header_offset("setup_data")
 def synthetic_header(*, cmdline_size: int = 2047, initrd_addr_max: int = 0x37FFFFFF) -> SetupHeader:
     """A header for kernels that carry none (an ELF vmlinux, --args-linux): the
     values kexec-tools assumes (protocol 2.09 so setup_data is honoured)."""
-    zero = {name: 0 for name, _ in _HEADER_FIELDS}
+    zero: dict[str, Any] = {name: 0 for name, _ in _HEADER_FIELDS}
     zero.update(
         boot_flag=BOOT_FLAG,
         jump=0x00EB | ((0x26C - 0x202) << 8),

@@ -143,7 +143,7 @@ def boot_linux(kernel: PlacedKernel, request: LoadRequest, target: Target, limit
         segments.append(layout.add(_initrd_segment(initrd, kernel.header, layout)))
         initrd_range = Range.sized(segments[-1].mem, len(initrd.data))
     e820 = e820_from_memory_map(memory)
-    if preserve:
+    if limits is not None and preserve:  # the window: _backup_window set the limits
         e820, note = _window_e820(e820, memory, limits)
         notes.append(note)
     setup, jump_back_copy = _setup_segment(kernel, cmdline, _jump_back_room(arch, preserve), e820, initrd_range,
@@ -225,7 +225,7 @@ def _initrd_segment(initrd: ImageFile, header: SetupHeader, layout: _Layout) -> 
     return Segment(spot.start, spot.size, initrd.data, f"{initrd.path} initrd")
 
 
-def _window_e820(e820: list[E820Entry], memory: MemoryMap, limits: tuple[Range, ...] | None) -> tuple[list[E820Entry], str]:
+def _window_e820(e820: list[E820Entry], memory: MemoryMap, limits: tuple[Range, ...]) -> tuple[list[E820Entry], str]:
     """The second kernel's e820: only the window's RAM is usable."""
     ram = memory.ram()
     window_ram = available(ram, (), limits)

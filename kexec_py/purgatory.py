@@ -212,13 +212,13 @@ class Purgatory:
             if kind.pc_relative:
                 value -= load_addr + r.place
             image[r.place : r.place + kind.size] = kind.encode(value)
-        for name, value in params.items():
+        for name, patch in params.items():
             p = self._parameter(name)
-            if len(value) != p.size:
+            if len(patch) != p.size:
                 raise ImageError(
-                    f"{self.path}: parameter {name} is {p.size} bytes, got {len(value)}"
+                    f"{self.path}: parameter {name} is {p.size} bytes, got {len(patch)}"
                 )
-            image[p.offset : p.offset + p.size] = value
+            image[p.offset : p.offset + p.size] = patch
         return LinkedPurgatory(
             entry=load_addr + self._entry,
             segment=Segment(load_addr, self.size, bytes(image), "purgatory"),
