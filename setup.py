@@ -20,10 +20,11 @@ class BuildWithPayloads(build):
         subprocess.run(["make", "-s", "-C", "csrc", f"O={os.path.join(HERE, PAYLOAD_BUILD)}"],
                        cwd=HERE, check=True)
         super().run()
-        # purgatory.ro is package data: kexec_py.purgatory.default_purgatory_path() finds it there
+        # the purgatories are package data: kexec_py.purgatory.default_purgatory_path() finds them there
         data = os.path.join(self.build_lib, "kexec_py", "data")
         os.makedirs(data, exist_ok=True)
-        shutil.copy2(os.path.join(PAYLOAD_BUILD, "purgatory", "purgatory.ro"), data)
+        for name in ("purgatory.ro", "purgatory64.ro"):
+            shutil.copy2(os.path.join(PAYLOAD_BUILD, "purgatory", name), data)
 
 
 def kit_sources():

@@ -2,13 +2,14 @@
 the e820 table, and the zero page (struct boot_params) a loader hands over.
 
 Offsets and layouts follow arch/x86/include/uapi/asm/bootparam.h and
-Documentation/x86/boot.rst; nothing here reads files or the machine.
+Documentation/x86/boot.rst; nothing here reads the machine but
+read_running_boot_params(), the running kernel's own zero page.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Sequence
 
 from kexec_py.errors import ImageError
@@ -26,18 +27,29 @@ EXT_MEM_K = 0x002  # screen_info.ext_mem_k (u16)
 ALT_MEM_K = 0x1E0  # u32
 E820_ENTRIES = 0x1E8  # u8
 SENTINEL = 0x1EF  # must be 0: "the loader gave a clean boot_params"
-HDR = 0x1F1  # struct setup_header
-TYPE_OF_LOADER = 0x210
-LOADFLAGS = 0x211
-CODE32_START = 0x214
-RAMDISK_IMAGE = 0x218
-RAMDISK_SIZE = 0x21C
-HEAP_END_PTR = 0x224
-CMD_LINE_PTR = 0x228
-SETUP_DATA = 0x250
+HDR = 0x1F1  # struct setup_header (SetupHeader)
 HDR_LIMIT = 0x290  # edd_mbr_sig_buffer: the header copy must stop before it
 E820_TABLE = 0x2D0
 E820_MAX_ENTRIES_ZEROPAGE = 128
+BOOT_PARAMS_FILE = "sys/kernel/boot_params/data"  # below the machine root
+
+# What firmware and the first boot loader found, which no kexec load can find again:
+# the next kernel's zero page starts with these from the running kernel's (as
+# kexec-tools and u-root do), so it finds the console, ACPI and the disks on real
+# machines. (name, offset, size) in struct boot_params. efi_info is not carried: without
+# the EFI memory map and runtime mappings (SETUP_EFI) it would make the kernel use EFI
+# runtime services it cannot reach; the kernel finds ACPI through acpi_rsdp_addr.
+CARRIED_OVER = (
+    ("screen_info", 0x000, 0x40),
+    ("apm_bios_info", 0x040, 0x14),
+    ("ist_info", 0x060, 0x10),
+    ("acpi_rsdp_addr", 0x070, 8),
+    ("edid_info", 0x140, 0x80),
+    ("eddbuf_entries", 0x1E9, 1),
+    ("edd_mbr_sig_buf_entries", 0x1EA, 1),
+    ("edd_mbr_sig_buffer", 0x290, 0x40),  # u32[EDD_MBR_SIG_MAX]
+    ("eddbuf", 0xD00, 0x1EC),  # struct edd_info[EDDMAXNR]
+)
 
 # loadflags
 LOADED_HIGH = 1 << 0
@@ -45,6 +57,12 @@ CAN_USE_HEAP = 1 << 7
 
 TYPE_OF_LOADER_UNDEFINED = 0xFF  # boot.rst: "otherwise, enter 0xFF here"
 SETUP_E820_EXT = 1
+# kexec-py's own setup_data type, outside the kernel's SETUP_* numbers (the kernel skips
+# types it does not know, keeps them reserved and lists them in
+# /sys/kernel/boot_params/setup_data): purgatory's copy of the caller kernel's re-entry
+# page, struct purgatory_jump_back_page (csrc/purgatory/purgatory.h): address, bytes.
+SETUP_JUMP_BACK_PAGE = 0x4B4A4250  # "PBJK"
+JUMP_BACK_PAGE = struct.Struct("<Q4096s")
 SETUP_DATA_HEADER = struct.Struct("<QII")  # struct setup_data: next, type, len
 E820_ENTRY = struct.Struct("<QQI")  # struct boot_e820_entry, packed: 20 bytes
 
@@ -72,60 +90,9 @@ E820_TYPE_BY_NAME = {
     "soft reserved": E820_SOFT_RESERVED,
 }
 
-# struct setup_header, 0x1f1..0x26c, in order: (name, struct format).
-_HEADER_FIELDS = (
-    ("setup_sects", "B"),  # 0x1f1
-    ("root_flags", "H"),  # 0x1f2
-    ("syssize", "I"),  # 0x1f4
-    ("ram_size", "H"),  # 0x1f8
-    ("vid_mode", "H"),  # 0x1fa
-    ("root_dev", "H"),  # 0x1fc
-    ("boot_flag", "H"),  # 0x1fe
-    ("jump", "H"),  # 0x200
-    ("header", "4s"),  # 0x202
-    ("version", "H"),  # 0x206
-    ("realmode_swtch", "I"),  # 0x208
-    ("start_sys_seg", "H"),  # 0x20c
-    ("kernel_version", "H"),  # 0x20e
-    ("type_of_loader", "B"),  # 0x210
-    ("loadflags", "B"),  # 0x211
-    ("setup_move_size", "H"),  # 0x212
-    ("code32_start", "I"),  # 0x214
-    ("ramdisk_image", "I"),  # 0x218
-    ("ramdisk_size", "I"),  # 0x21c
-    ("bootsect_kludge", "I"),  # 0x220
-    ("heap_end_ptr", "H"),  # 0x224
-    ("ext_loader_ver", "B"),  # 0x226
-    ("ext_loader_type", "B"),  # 0x227
-    ("cmd_line_ptr", "I"),  # 0x228
-    ("initrd_addr_max", "I"),  # 0x22c
-    ("kernel_alignment", "I"),  # 0x230
-    ("relocatable_kernel", "B"),  # 0x234
-    ("min_alignment", "B"),  # 0x235
-    ("xloadflags", "H"),  # 0x236
-    ("cmdline_size", "I"),  # 0x238
-    ("hardware_subarch", "I"),  # 0x23c
-    ("hardware_subarch_data", "Q"),  # 0x240
-    ("payload_offset", "I"),  # 0x248
-    ("payload_length", "I"),  # 0x24c
-    ("setup_data", "Q"),  # 0x250
-    ("pref_address", "Q"),  # 0x258
-    ("init_size", "I"),  # 0x260
-    ("handover_offset", "I"),  # 0x264
-    ("kernel_info_offset", "I"),  # 0x268
-)
-SETUP_HEADER = struct.Struct("<" + "".join(fmt for _, fmt in _HEADER_FIELDS))
-assert HDR + SETUP_HEADER.size == 0x26C
-
-
-def header_offset(name: str) -> int:
-    """Offset of a setup_header field inside the image and inside boot_params."""
-    offset = HDR
-    for field_name, fmt in _HEADER_FIELDS:
-        if field_name == name:
-            return offset
-        offset += struct.calcsize("<" + fmt)
-    raise KeyError(name)
+def _field(fmt: str) -> Any:
+    """A setup_header field: its struct format; the order of the fields is the layout."""
+    return field(metadata={"fmt": fmt})
 
 
 @dataclass(frozen=True)
@@ -134,45 +101,45 @@ class SetupHeader:
     does not define hold whatever bytes are there: read them through the
     properties below, which apply the version rules of boot.rst."""
 
-    setup_sects: int
-    root_flags: int
-    syssize: int
-    ram_size: int
-    vid_mode: int
-    root_dev: int
-    boot_flag: int
-    jump: int
-    header: bytes
-    version: int
-    realmode_swtch: int
-    start_sys_seg: int
-    kernel_version: int
-    type_of_loader: int
-    loadflags: int
-    setup_move_size: int
-    code32_start: int
-    ramdisk_image: int
-    ramdisk_size: int
-    bootsect_kludge: int
-    heap_end_ptr: int
-    ext_loader_ver: int
-    ext_loader_type: int
-    cmd_line_ptr: int
-    initrd_addr_max: int
-    kernel_alignment: int
-    relocatable_kernel: int
-    min_alignment: int
-    xloadflags: int
-    cmdline_size: int
-    hardware_subarch: int
-    hardware_subarch_data: int
-    payload_offset: int
-    payload_length: int
-    setup_data: int
-    pref_address: int
-    init_size: int
-    handover_offset: int
-    kernel_info_offset: int
+    setup_sects: int = _field("B")  # 0x1f1
+    root_flags: int = _field("H")  # 0x1f2
+    syssize: int = _field("I")  # 0x1f4
+    ram_size: int = _field("H")  # 0x1f8
+    vid_mode: int = _field("H")  # 0x1fa
+    root_dev: int = _field("H")  # 0x1fc
+    boot_flag: int = _field("H")  # 0x1fe
+    jump: int = _field("H")  # 0x200
+    header: bytes = _field("4s")  # 0x202
+    version: int = _field("H")  # 0x206
+    realmode_swtch: int = _field("I")  # 0x208
+    start_sys_seg: int = _field("H")  # 0x20c
+    kernel_version: int = _field("H")  # 0x20e
+    type_of_loader: int = _field("B")  # 0x210
+    loadflags: int = _field("B")  # 0x211
+    setup_move_size: int = _field("H")  # 0x212
+    code32_start: int = _field("I")  # 0x214
+    ramdisk_image: int = _field("I")  # 0x218
+    ramdisk_size: int = _field("I")  # 0x21c
+    bootsect_kludge: int = _field("I")  # 0x220
+    heap_end_ptr: int = _field("H")  # 0x224
+    ext_loader_ver: int = _field("B")  # 0x226
+    ext_loader_type: int = _field("B")  # 0x227
+    cmd_line_ptr: int = _field("I")  # 0x228
+    initrd_addr_max: int = _field("I")  # 0x22c
+    kernel_alignment: int = _field("I")  # 0x230
+    relocatable_kernel: int = _field("B")  # 0x234
+    min_alignment: int = _field("B")  # 0x235
+    xloadflags: int = _field("H")  # 0x236
+    cmdline_size: int = _field("I")  # 0x238
+    hardware_subarch: int = _field("I")  # 0x23c
+    hardware_subarch_data: int = _field("Q")  # 0x240
+    payload_offset: int = _field("I")  # 0x248
+    payload_length: int = _field("I")  # 0x24c
+    setup_data: int = _field("Q")  # 0x250
+    pref_address: int = _field("Q")  # 0x258
+    init_size: int = _field("I")  # 0x260
+    handover_offset: int = _field("I")  # 0x264
+    kernel_info_offset: int = _field("I")  # 0x268
     raw: bytes = field(default=b"", repr=False, compare=False)  # what a loader copies to 0x1f1
 
     @classmethod
@@ -186,8 +153,8 @@ class SetupHeader:
         values = SETUP_HEADER.unpack_from(bytes(data[HDR : HDR + SETUP_HEADER.size]))
         # The jump at 0x200 doubles as the header's length: it ends at 0x202 + data[0x201].
         end = min(0x202 + data[0x201], HDR_LIMIT)
-        # values fills exactly the fields before raw (mypy cannot count a tuple's length)
-        header = cls(*values, raw=bytes(data[HDR:end]))  # type: ignore[misc]
+        fields_by_name: dict[str, Any] = dict(zip((name for name, _ in _HEADER_FIELDS), values))
+        header = cls(**fields_by_name, raw=bytes(data[HDR:end]))
         header.validate(path, len(data))
         return header
 
@@ -247,6 +214,34 @@ class SetupHeader:
     def pack(self) -> bytes:
         """The header bytes from 0x1f1 (for synthetic headers; parse() keeps raw)."""
         return SETUP_HEADER.pack(*(getattr(self, name) for name, _ in _HEADER_FIELDS))
+
+
+# The layout, from SetupHeader's fields in order: (name, struct format), the struct,
+# and each field's offset in the image and in boot_params.
+_HEADER_FIELDS = tuple((f.name, f.metadata["fmt"]) for f in fields(SetupHeader) if "fmt" in f.metadata)
+SETUP_HEADER = struct.Struct("<" + "".join(fmt for _, fmt in _HEADER_FIELDS))
+assert HDR + SETUP_HEADER.size == 0x26C
+
+
+def header_offset(name: str) -> int:
+    """Offset of a setup_header field inside the image and inside boot_params."""
+    offset = HDR
+    for field_name, fmt in _HEADER_FIELDS:
+        if field_name == name:
+            return offset
+        offset += struct.calcsize("<" + fmt)
+    raise KeyError(name)
+
+
+# What a loader fills in (boot.rst: "write").
+TYPE_OF_LOADER = header_offset("type_of_loader")
+LOADFLAGS = header_offset("loadflags")
+CODE32_START = header_offset("code32_start")
+RAMDISK_IMAGE = header_offset("ramdisk_image")
+RAMDISK_SIZE = header_offset("ramdisk_size")
+HEAP_END_PTR = header_offset("heap_end_ptr")
+CMD_LINE_PTR = header_offset("cmd_line_ptr")
+SETUP_DATA = header_offset("setup_data")
 
 
 def synthetic_header(*, cmdline_size: int = 2047, initrd_addr_max: int = 0x37FFFFFF) -> SetupHeader:
@@ -338,13 +333,35 @@ def extended_memory_k(entries: Iterable[E820Entry]) -> int:
     return 0
 
 
+def setup_data_node(kind: int, payload: bytes, next_node: int = 0) -> bytes:
+    """struct setup_data: next, type, len, then the payload."""
+    return SETUP_DATA_HEADER.pack(next_node, kind, len(payload)) + payload
+
+
 def e820_ext_node(entries: Sequence[E820Entry], next_node: int = 0) -> bytes:
     """A SETUP_E820_EXT setup_data node carrying entries past the zero page's 128."""
-    payload = b"".join(e.pack() for e in entries)
-    return SETUP_DATA_HEADER.pack(next_node, SETUP_E820_EXT, len(payload)) + payload
+    return setup_data_node(SETUP_E820_EXT, b"".join(e.pack() for e in entries), next_node)
 
 
 # --- the zero page ------------------------------------------------------------
+
+
+def read_running_boot_params(root: str = "/") -> bytes | None:
+    """The running kernel's zero page as it was booted with (x86 sysfs), None where there
+    is none (another arch, a recorded machine tree); ImageError if it is not one."""
+    import os
+
+    path = os.path.join(root, BOOT_PARAMS_FILE)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(ZERO_PAGE_SIZE + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ImageError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) != ZERO_PAGE_SIZE:
+        raise ImageError(f"{path}: {len(data)} bytes, not a zero page ({ZERO_PAGE_SIZE})")
+    return data
 
 
 def build_zero_page(
@@ -355,11 +372,16 @@ def build_zero_page(
     initrd: Range | None,
     e820: Sequence[E820Entry],
     setup_data: int = 0,
+    running: bytes | None = None,
 ) -> bytearray:
-    """struct boot_params for the 32-bit boot protocol: zeroed, the image's
-    setup header copied in, then what the loader owns filled in. At most 128
+    """struct boot_params for the 32-bit and 64-bit boot protocols: zeroed, the
+    CARRIED_OVER fields of the running kernel's zero page copied in (when given),
+    the image's setup header, then what the loader owns filled in. At most 128
     e820 entries fit; the caller chains the rest with setup_data."""
     page = bytearray(ZERO_PAGE_SIZE)
+    if running is not None:
+        for _, offset, size in CARRIED_OVER:
+            page[offset : offset + size] = running[offset : offset + size]
     raw = header.raw or header.pack()
     page[HDR : HDR + len(raw)] = raw
     page[TYPE_OF_LOADER] = TYPE_OF_LOADER_UNDEFINED
@@ -378,6 +400,4 @@ def build_zero_page(
     mem_k = extended_memory_k(e820)
     struct.pack_into("<H", page, EXT_MEM_K, min(mem_k, 0xFC00))
     struct.pack_into("<I", page, ALT_MEM_K, min(mem_k, 0xFFFFFFFF))
-    # screen_info stays zero: no text console is claimed (orig_video_lines 0),
-    # the next kernel talks through the console= it is given.
     return page

@@ -15,10 +15,10 @@ from kexec_py.errors import EXIT_USAGE, KexecError, NothingLoaded, UsageError
 
 TYPE_CHECKING = False  # as in kexec_py.kernel: annotations only, `kexec -e` imports no typing
 if TYPE_CHECKING:
-    from typing import Any, Callable, NoReturn
+    from typing import Any, Callable, Iterator, NoReturn
 
     from kexec_py.backend import Route
-    from kexec_py.flags import Arch
+    from kexec_py.arch import Arch
     from kexec_py.kernel import LinuxKernel
     from kexec_py.segments import KexecPlan
     from kexec_py.shim import ShimKernel
@@ -52,6 +52,26 @@ def parse_address(text: str) -> int:
     if value > ADDRESS_MAX:
         raise argparse.ArgumentTypeError(f"address {text!r} does not fit in 64 bits")
     return value
+
+
+# kexec_py.arch's tables, as --help shows them (tests/unit/test_cli.py holds them equal):
+# importing kexec_py.arch (dataclasses) would cost `kexec -e` ~15 ms of start-up.
+IMAGE_TYPES_HELP = "i386: elf-x86, bzImage; x86_64: elf-x86_64, bzImage64"
+
+
+class _ArchNames:
+    """--arch's choices, from kexec_py.arch when argparse first asks (a given --arch, --help)."""
+
+    def _names(self) -> list[str]:
+        from kexec_py.arch import ARCHES
+
+        return list(ARCHES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the file to load; the name of an installed example payload"
                        " (phy_mode, entry_report) works from any directory")
     image.add_argument("-t", "--type", metavar="TYPE",
-                       help="image type instead of probing (elf-x86, bzImage)")
+                       help="image type instead of probing, named as kexec-tools names them for the"
+                       " kernel's arch (" + IMAGE_TYPES_HELP + ")")
     args_style = image.add_mutually_exclusive_group()
     args_style.add_argument("--args-none", dest="args_style", action="store_const", const="none",
                             help="ELF: pass no arguments; the kernel calls e_entry directly")
@@ -164,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("-v", "--version", action="version", version=f"kexec-py {__version__}")
 
     planning = parser.add_argument_group("planning for another machine")
-    planning.add_argument("--arch", choices=("i386", "x86_64"),
+    planning.add_argument("--arch", choices=_ArchNames(),
                           help="the kernel that will run the image (default: the running one)")
     planning.add_argument("--machine-root", metavar="DIR", default="/",
                           help="read sys/firmware/memmap, proc/iomem and proc/meminfo below DIR"
@@ -273,7 +294,7 @@ def _route(args: argparse.Namespace, plan: KexecPlan, backends: _Backends) -> Ro
         def available() -> bool:
             return backends.shim.available()
     kexec_jump = backend.kexec_jump_config(root, release) if preserve and args.backend == "auto" else None
-    return backend.choose(_target_arch(args).value, release, kexec_jump, available, args.backend, preserve)
+    return backend.choose(_target_arch(args).name, release, kexec_jump, available, args.backend, preserve)
 
 
 def _load(args: argparse.Namespace, plan: KexecPlan, route: Route, backends: _Backends) -> LinuxKernel | ShimKernel:
@@ -335,17 +356,18 @@ def _loaded(kernel: LinuxKernel | ShimKernel) -> bool:
 
 
 def _target_arch(args: argparse.Namespace) -> Arch:
-    from kexec_py.flags import Arch
+    from kexec_py.arch import arch_named, running_arch
 
     if args.arch:
-        return Arch(args.arch)
+        return arch_named(args.arch)
     try:
-        return Arch.running()
+        return running_arch()
     except ValueError as e:
         raise KexecError(str(e)) from None
 
 
 def _plan_load(args: argparse.Namespace, preserve_context: bool) -> KexecPlan:
+    from kexec_py.bootparams import read_running_boot_params
     from kexec_py.flags import KexecFlags
     from kexec_py.image_file import ImageFile
     from kexec_py.loaders import LoadRequest, Target, choose_loader
@@ -366,10 +388,10 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool) -> KexecPlan:
         initrd=args.initrd,
         no_checks=args.no_checks,
     )
-    image = ImageFile.open(_image_path(args.image, arch.value))
-    loader = choose_loader(image, args.type)
+    image = ImageFile.open(_image_path(args.image, arch.name))
+    loader = choose_loader(image, args.type, arch)
     # The loader decides the backup window: a Linux kernel's shapes its e820 map.
-    loaded = loader.load(image, request, Target(arch, memory))
+    loaded = loader.load(image, request, Target(arch, memory, read_running_boot_params(args.machine_root)))
     flags = arch.kexec_arch
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT
@@ -398,7 +420,7 @@ def _command_line(args: argparse.Namespace) -> str | None:
 def _plan_jump_back(args: argparse.Namespace) -> KexecPlan:
     import os
 
-    from kexec_py.jump_back import entry_from_cmdline, jump_back_plan
+    from kexec_py.jump_back import entry_from_cmdline, jump_back_plan, read_jump_back_page
 
     for option, given in (("a type", args.type), ("--args-*", args.args_style),
                           ("--mem-min/--mem-max", args.mem_min is not None or args.mem_max is not None),
@@ -408,12 +430,13 @@ def _plan_jump_back(args: argparse.Namespace) -> KexecPlan:
         if given:
             raise UsageError(f"--load-jump-back-helper loads no image: {option} does not apply")
     arch = _target_arch(args)
+    saved_page = read_jump_back_page(args.machine_root)
     if args.entry is not None:
-        return jump_back_plan(args.entry, arch, "--entry")
+        return jump_back_plan(args.entry, arch, "--entry", saved_page)
     from kexec_py.cmdline import read_proc_cmdline
 
     source = os.path.join(args.machine_root, "proc/cmdline")
-    return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source)
+    return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source, saved_page)
 
 
 def _print_plan(plan: KexecPlan, route: Route, as_json: bool) -> None:

@@ -6,22 +6,36 @@ re-entry point) to this kernel's command line. Loading that address as the
 entry of a preserve-context image makes the next `kexec -e` return to the
 first kernel, whose own `kexec -e` then returns 0; the first kernel keeps our
 re-entry point, so its next `kexec -e` resumes us.
+
+On x86_64 the kernel calls that entry on an identity map of only its own RAM
+and the image's segments, and the caller's re-entry page is in neither: the
+x86_64 purgatory saved a copy of that page (a SETUP_JUMP_BACK_PAGE setup_data
+node, /sys/kernel/boot_params/setup_data), and the helper loads it as its one
+segment. kexec_load maps it; the jump swaps in the very bytes the page holds,
+and the way back swaps them out again.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 from kexec_py.errors import KexecError
-from kexec_py.flags import Arch, KexecFlags
+from kexec_py.arch import Arch
+from kexec_py.flags import KexecFlags
 from kexec_py.segments import KexecPlan, Segment
 
 JUMP_BACK_KEY = "kexec_jump_back_entry"
 _JUMP_BACK = re.compile(r"(?:^|\s)" + JUMP_BACK_KEY + r"=(\S*)")
 
-# kexec_load with nr_segments == 0 means "unload", so the helper passes one
-# segment that describes nothing: buf NULL, bufsz 0, mem 0, memsz 0.
-EMPTY_SEGMENT = Segment(0, 0, b"", "empty (nr_segments 0 would unload; this one carries nothing)")
+
+
+def empty_segment(arch: Arch) -> Segment:
+    """kexec_load with nr_segments == 0 means "unload", so the helper passes one
+    segment that describes nothing: buf NULL, bufsz 0, memsz 0, at Arch.empty_segment_mem
+    (kexec-tools puts it at 0, which Linux 6.12 refuses)."""
+    return Segment(arch.empty_segment_mem, 0, b"",
+                   "empty (nr_segments 0 would unload; this one carries nothing)")
 
 
 class NothingToJumpBack(KexecError):
@@ -52,21 +66,59 @@ def _checked(entry: int, what: str) -> int:
     return entry
 
 
-def jump_back_plan(entry: int, arch: Arch, source: str) -> KexecPlan:
+SETUP_DATA_DIR = "sys/kernel/boot_params/setup_data"  # below the machine root
+PAGE_SIZE = 4096
+
+
+def read_jump_back_page(root: str = "/") -> tuple[int, bytes] | None:
+    """(address, bytes) of purgatory's copy of the re-entry page, None when this kernel's
+    zero page has none (i386, or not started by kexec-py's x86_64 purgatory)."""
+    from kexec_py.bootparams import JUMP_BACK_PAGE, SETUP_JUMP_BACK_PAGE
+
+    directory = os.path.join(root, SETUP_DATA_DIR)
+    try:
+        nodes = sorted(os.listdir(directory))
+    except OSError:
+        return None
+    for node in nodes:
+        try:
+            with open(os.path.join(directory, node, "type")) as f:
+                kind = int(f.read().strip(), 0)
+            if kind != SETUP_JUMP_BACK_PAGE:
+                continue
+            with open(os.path.join(directory, node, "data"), "rb") as f:
+                data = f.read(JUMP_BACK_PAGE.size + 1)
+        except (OSError, ValueError):
+            continue
+        if len(data) == JUMP_BACK_PAGE.size:
+            address, page = JUMP_BACK_PAGE.unpack(data)
+            return address, page
+    return None
+
+
+def jump_back_plan(entry: int, arch: Arch, source: str, saved_page: tuple[int, bytes] | None = None) -> KexecPlan:
     """Exactly the kexec_load of kexec-tools' --load-jump-back-helper.
 
     Built here rather than through planner.make_plan on purpose: its one
-    segment is at address 0 with no memory, which the planner's RAM and
-    alignment checks would (rightly, for any other load) refuse. The kernel
-    accepts it: a zero-sized segment loads nothing.
+    segment has no memory, outside RAM, which the planner's RAM checks would
+    (rightly, for any other load) refuse. The kernel accepts it: a zero-sized
+    segment loads nothing. Where the arch needs the re-entry page mapped
+    (Arch.jump_back_page_copy), the segment is that page instead, from
+    saved_page (read_jump_back_page) when it is the entry's.
     """
     _checked(entry, source)
     if entry >> arch.address_bits:
         raise NothingToJumpBack(f"nothing to jump back to: {entry:#x} ({source}) is beyond the"
-                                f" {arch.address_bits}-bit address space of an {arch.value} kernel")
-    return KexecPlan(
-        entry,
-        int(KexecFlags.PRESERVE_CONTEXT) | arch.kexec_arch,
-        (EMPTY_SEGMENT,),
-        (f"jump-back helper: kexec -e returns to {entry:#x} ({source}), the kernel that jumped here",),
-    )
+                                f" {arch.address_bits}-bit address space of an {arch.name} kernel")
+    notes = [f"jump-back helper: kexec -e returns to {entry:#x} ({source}), the kernel that jumped here"]
+    segment = empty_segment(arch)
+    if arch.jump_back_page_copy:
+        page_at = entry & ~(PAGE_SIZE - 1)
+        if saved_page is not None and saved_page[0] == page_at:
+            segment = Segment(page_at, PAGE_SIZE, saved_page[1],
+                              "the re-entry page as purgatory saved it (mapped for the jump, the same bytes)")
+        else:
+            notes.append(f"no copy of the page at {page_at:#x} from kexec-py's purgatory"
+                         f" ({SETUP_DATA_DIR}): an {arch.name} kernel maps only its own RAM and the"
+                         " image's segments for the jump, so the return faults unless that page is one")
+    return KexecPlan(entry, int(KexecFlags.PRESERVE_CONTEXT) | arch.kexec_arch, (segment,), tuple(notes))

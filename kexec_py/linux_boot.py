@@ -1,9 +1,11 @@
-"""Booting Linux through purgatory, shared by bzImage and elf-x86 --args-linux.
+"""Booting Linux through purgatory, shared by the bzImage and ELF loaders (--args-linux).
 
 A loader places the kernel itself (PlacedKernel); this module adds the rest of
-a 32-bit boot-protocol load: the initrd (high), the "setup" segment (zero page,
-command line, extra e820 entries; low) and purgatory (low, linked last so its
-SHA-256 covers every other segment).
+a boot-protocol load: the initrd (high), the "setup" segment (zero page,
+command line, extra e820 entries; low) and the arch's purgatory (low, linked
+last so its SHA-256 covers every other segment), which enters the kernel the
+way the arch's boot protocol asks (i386: 32-bit entry, x86_64: 64-bit entry,
+esi/rsi = zero page).
 
 With --load-preserve-context the second kernel must not write a page the first
 one did not back up. So the load gets a *backup window*: every RAM page in it
@@ -15,27 +17,30 @@ for its real-mode trampoline and panics without it.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Sequence
 
+from kexec_py.arch import Arch
 from kexec_py.bootparams import (
     E820_ENTRY,
     E820_MAX_ENTRIES_ZEROPAGE,
+    JUMP_BACK_PAGE,
     SETUP_DATA_HEADER,
+    SETUP_E820_EXT,
+    SETUP_JUMP_BACK_PAGE,
+    E820Entry,
     ZERO_PAGE_SIZE,
     E820Entry,
     SetupHeader,
     build_zero_page,
-    e820_ext_node,
     e820_from_memory_map,
+    setup_data_node,
     restrict_ram,
 )
 from kexec_py.errors import ImageError, PlanError
-from kexec_py.flags import Arch
 from kexec_py.holes import available, find_space, ram_size, ram_top_for_budget
 from kexec_py.image_file import ImageFile
-from kexec_py.loaders import LoadRequest
+from kexec_py.loaders import LoadRequest, Target
 from kexec_py.memmap import MemoryMap
 from kexec_py.ranges import PAGE_SIZE, Range, align_down, align_up, merge, subtract
 from kexec_py.segments import LoadedImage, Segment
@@ -45,10 +50,6 @@ LOW_MEMORY_END = 0x100000
 # Setup and purgatory stay clear of the first 64 KiB: BIOS data, and what the
 # next kernel touches there before it has read its parameters.
 LOW_SEGMENT_FLOOR = 0x10000
-# i386 lowmem: the next kernel reaches its initrd, zero page and itself through
-# the direct map, which ends a little below 896 MiB (it copies an initrd that
-# lies above, so the bound matters for memory, not for correctness).
-LOWMEM_END = 0x38000000
 
 # The default preserve-context window: RAM from 0 up to the kernel's end plus
 # the initrd plus room for the second kernel to run in (an initramfs unpacks to
@@ -68,20 +69,12 @@ class PlacedKernel:
     header: SetupHeader  # copied into the zero page; its limits apply
     segments: tuple[Segment, ...]
     footprint: tuple[Range, ...]  # all it touches before reading e820 (init_size)
-    entry32: int  # where purgatory jumps, esi = zero page
+    start: int  # the protected-mode kernel's address (code32_start)
+    entry: int  # where purgatory jumps, esi/rsi = zero page (Arch.linux_entry_offset from start)
 
     @property
     def end(self) -> int:
         return max(r.end for r in self.footprint)
-
-
-def require_i386(target_arch: Arch, path: str) -> None:
-    if target_arch is not Arch.I386:
-        raise ImageError(
-            f"{path}: Linux kernels are booted through kexec-py's 32-bit purgatory, which only an"
-            f" i386 kernel can enter ({target_arch.value} enters images in 64-bit mode;"
-            " --arch i386 plans for an i386 machine)"
-        )
 
 
 def placement_limits(
@@ -134,28 +127,82 @@ def default_window(
     return (Range(0, top),), how
 
 
-def boot_linux(
-    kernel: PlacedKernel,
-    request: LoadRequest,
-    memory: MemoryMap,
-    limits: tuple[Range, ...] | None,
-) -> LoadedImage:
+def boot_linux(kernel: PlacedKernel, request: LoadRequest, target: Target, limits: tuple[Range, ...] | None) -> LoadedImage:
     """The zero page, initrd and purgatory around a placed kernel, as request asks."""
-    command_line, initrd_path = request.command_line, request.initrd
-    preserve_context, no_checks, purgatory_path = request.preserve_context, request.no_checks, request.purgatory
-    ram = memory.ram()
-    header = kernel.header
-    cmdline = _command_line(kernel.path, header, command_line, preserve_context)
-    initrd = _open_initrd(initrd_path)
-    initrd_size = len(initrd.data) if initrd else 0
-
+    arch, memory, preserve = target.arch, target.memory, request.preserve_context
+    cmdline = _command_line(kernel.path, kernel.header, request.command_line, _jump_back_room(arch, preserve))
+    initrd = _open_initrd(request.initrd)
     notes: list[str] = []
-    if preserve_context:
-        if limits is None:
-            limits, how = default_window(ram, memory.total_ram, kernel.end, initrd_size)
-            notes.append(f"backup window {_ranges_text(limits)} (default: {how}; --mem-min/--mem-max choose another)")
-        else:
-            notes.append(f"backup window {_ranges_text(limits)} (--mem-min/--mem-max, plus the RAM below 1 MiB)")
+    if preserve:
+        limits, note = _backup_window(memory, kernel, len(initrd.data) if initrd else 0, limits)
+        notes.append(note)
+    _check_footprint(kernel, memory.ram(), limits)
+    layout = _Layout(memory.ram(), limits, arch, [*kernel.footprint, *(s.range for s in kernel.segments)])
+    segments = list(kernel.segments)
+    initrd_range = None
+    if initrd is not None:
+        segments.append(layout.add(_initrd_segment(initrd, kernel.header, layout)))
+        initrd_range = Range.sized(segments[-1].mem, len(initrd.data))
+    e820 = e820_from_memory_map(memory)
+    if limits is not None and preserve:  # the window: _backup_window set the limits
+        e820, note = _window_e820(e820, memory, limits)
+        notes.append(note)
+    setup, jump_back_copy = _setup_segment(kernel, cmdline, _jump_back_room(arch, preserve), e820, initrd_range,
+                                           layout, target.boot_params, preserve and arch.jump_back_page_copy)
+    segments.append(layout.add(setup))
+    entry, purgatory = _link_purgatory(
+        request, arch, layout, segments,
+        kernel_entry=kernel.entry, zero_page=setup.mem,
+        cmdline_end=setup.mem + CMDLINE_OFFSET + len(cmdline) if preserve else 0,
+        jump_back_copy=jump_back_copy,
+    )
+    return LoadedImage(
+        entry,
+        (*segments, purgatory),
+        backup_window=limits if preserve else None,
+        notes=tuple(notes),
+    )
+
+
+@dataclass
+class _Layout:
+    """Where the next segment may go: RAM within the limits, less what is taken."""
+
+    ram: list[Range]
+    limits: tuple[Range, ...] | None
+    arch: Arch  # its linux_high bounds every segment
+    taken: list[Range]
+
+    def free(self) -> list[Range]:
+        return available(self.ram, self.taken, self.limits)
+
+    def add(self, segment: Segment) -> Segment:
+        self.taken.append(segment.range)
+        return segment
+
+    def low_space(self, size: int, align: int) -> Range | None:
+        """Below 1 MiB when there is room (as kexec-tools does), else the lowest fit below
+        the arch's bound."""
+        free = self.free()
+        return find_space(free, size, align=align, low=LOW_SEGMENT_FLOOR, high=LOW_MEMORY_END) or find_space(
+            free, size, align=align, low=LOW_MEMORY_END, high=self.arch.linux_high
+        )
+
+    def where(self) -> str:
+        return describe_limits(self.limits)
+
+
+def _backup_window(
+    memory: MemoryMap, kernel: PlacedKernel, initrd_size: int, limits: tuple[Range, ...] | None
+) -> tuple[tuple[Range, ...], str]:
+    """The preserve-context window: --mem-min/--mem-max's, else the default one."""
+    if limits is not None:
+        return limits, f"backup window {_ranges_text(limits)} (--mem-min/--mem-max, plus the RAM below 1 MiB)"
+    window, how = default_window(memory.ram(), memory.total_ram, kernel.end, initrd_size)
+    return window, f"backup window {_ranges_text(window)} (default: {how}; --mem-min/--mem-max choose another)"
+
+
+def _check_footprint(kernel: PlacedKernel, ram: list[Range], limits: tuple[Range, ...] | None) -> None:
     outside = subtract(kernel.footprint, available(ram, (), limits))
     if outside:
         raise PlanError(
@@ -163,63 +210,62 @@ def boot_linux(
             f" load address), which is not free RAM{describe_limits(limits)}"
         )
 
-    segments = list(kernel.segments)
-    taken = [*kernel.footprint, *(s.range for s in segments)]
 
-    def free() -> list[Range]:
-        return available(ram, taken, limits)
-
-    initrd_range = None
-    if initrd is not None:
-        high = min(header.initrd_end_max, LOWMEM_END)
-        spot = find_space(free(), align_up(initrd_size), top_down=True, high=high)
-        if spot is None:
-            raise PlanError(
-                f"initrd {initrd.path} ({initrd_size >> 10} KiB) does not fit in free RAM below {high:#x}"
-                f" (initrd_addr_max {header.initrd_end_max - 1:#x}, i386 lowmem {LOWMEM_END:#x})"
-                + describe_limits(limits)
-            )
-        initrd_range = Range.sized(spot.start, initrd_size)
-        segments.append(Segment(spot.start, spot.size, initrd.data, f"{initrd.path} initrd"))
-        taken.append(spot)
-
-    e820 = e820_from_memory_map(memory)
-    if preserve_context:
-        window_ram = available(ram, (), limits)
-        e820 = restrict_ram(e820, window_ram)
-        notes.append(
-            f"the second kernel's e820 lists only the window's RAM as usable ({ram_size(ram, limits) >> 10} KiB:"
-            f" {_ranges_text(window_ram)}); all other RAM is reserved, so it writes nowhere the jump does"
-            " not back up"
+def _initrd_segment(initrd: ImageFile, header: SetupHeader, layout: _Layout) -> Segment:
+    """The initrd as high as it may go: below initrd_addr_max and the arch's bound."""
+    size = len(initrd.data)
+    arch = layout.arch
+    high = min(header.initrd_end_max, arch.linux_high)
+    spot = find_space(layout.free(), align_up(size), top_down=True, high=high)
+    if spot is None:
+        raise PlanError(
+            f"initrd {initrd.path} ({size >> 10} KiB) does not fit in free RAM below {high:#x}"
+            f" (initrd_addr_max {header.initrd_end_max - 1:#x}, {arch.linux_high_name} {arch.linux_high:#x})"
+            + layout.where()
         )
+    return Segment(spot.start, spot.size, initrd.data, f"{initrd.path} initrd")
 
-    setup = _setup_segment(kernel, cmdline, _jump_back_room(preserve_context), e820, initrd_range, free(), limits)
-    segments.append(setup)
-    taken.append(setup.range)
-    base = setup.mem
 
+def _window_e820(e820: list[E820Entry], memory: MemoryMap, limits: tuple[Range, ...]) -> tuple[list[E820Entry], str]:
+    """The second kernel's e820: only the window's RAM is usable."""
+    ram = memory.ram()
+    window_ram = available(ram, (), limits)
+    note = (
+        f"the second kernel's e820 lists only the window's RAM as usable ({ram_size(ram, limits) >> 10} KiB:"
+        f" {_ranges_text(window_ram)}); all other RAM is reserved, so it writes nowhere the jump does"
+        " not back up"
+    )
+    return restrict_ram(e820, window_ram), note
+
+
+def _link_purgatory(
+    request: LoadRequest,
+    arch: Arch,
+    layout: _Layout,
+    checked: list[Segment],
+    *,
+    kernel_entry: int,
+    zero_page: int,
+    cmdline_end: int,
+    jump_back_copy: int,
+) -> tuple[int, Segment]:
+    """The arch's purgatory, low, linked last so its SHA-256 covers every other segment.
+    Returns its entry and its segment."""
     from kexec_py import purgatory as purgatory_module
 
-    purgatory = purgatory_module.Purgatory.from_file(purgatory_path or purgatory_module.default_purgatory_path())
-    spot = _low_space(free(), purgatory.size, purgatory.alignment)
+    path = request.purgatory or purgatory_module.default_purgatory_path(arch)
+    purgatory = purgatory_module.Purgatory.from_file(path)
+    purgatory.require_arch(arch)
+    spot = layout.low_space(purgatory.size, purgatory.alignment)
     if spot is None:
-        raise PlanError(f"no free RAM for purgatory ({purgatory.size >> 10} KiB){describe_limits(limits)}")
-    params = {"purgatory_entry32_regs": purgatory_module.entry32_regs(eip=kernel.entry32, esi=base)}
-    params.update(purgatory_module.sha256_params(segments, no_checks))
-    if preserve_context:
-        # purgatory writes " kexec_jump_back_entry=0x..." from the NUL on
-        params["purgatory_cmdline_end"] = struct.pack("<I", base + CMDLINE_OFFSET + len(cmdline))
+        raise PlanError(f"no free RAM for purgatory ({purgatory.size >> 10} KiB){layout.where()}")
+    params = purgatory.boot_params(
+        entry=kernel_entry, zero_page=zero_page, cmdline_end=cmdline_end, jump_back_copy=jump_back_copy,
+        checked=checked, no_checks=request.no_checks,
+    )
     linked = purgatory.link(spot.start, params)
-    segments.append(
-        Segment(linked.segment.mem, linked.segment.memsz, linked.segment.buf,
-                f"purgatory ({purgatory.path})")
-    )
-    return LoadedImage(
-        linked.entry,
-        tuple(segments),
-        backup_window=limits if preserve_context else None,
-        notes=tuple(notes),
-    )
+    segment = linked.segment
+    return linked.entry, Segment(segment.mem, segment.memsz, segment.buf, f"purgatory ({purgatory.path})")
 
 
 def _setup_segment(
@@ -228,51 +274,64 @@ def _setup_segment(
     room: int,
     e820: list[E820Entry],
     initrd: Range | None,
-    free: list[Range],
-    limits: tuple[Range, ...] | None,
-) -> Segment:
+    layout: _Layout,
+    running: bytes | None,
+    jump_back_copy: bool,
+) -> tuple[Segment, int]:
     """The "setup" segment, low: zero page, then the command line with room
-    for purgatory's addition, then the e820 entries the zero page has no
-    room for, as a SETUP_E820_EXT node."""
+    for purgatory's addition, then the setup_data nodes: the e820 entries the
+    zero page has no room for (SETUP_E820_EXT) and, if jump_back_copy, room for
+    purgatory's copy of the caller's re-entry page (SETUP_JUMP_BACK_PAGE).
+    Returns the segment and where that copy goes (0: nowhere)."""
     extra = e820[E820_MAX_ENTRIES_ZEROPAGE:]
-    ext_offset = align_up(CMDLINE_OFFSET + len(cmdline) + 1 + room, 16)
-    size = ext_offset + (SETUP_DATA_HEADER.size + len(extra) * E820_ENTRY.size if extra else 0)
-    spot = _low_space(free, align_up(size), PAGE_SIZE)
+    nodes = []  # (setup_data type, payload, what)
+    if extra:
+        nodes.append((SETUP_E820_EXT, b"".join(e.pack() for e in extra),
+                      f"{len(extra)} e820 entries (SETUP_E820_EXT)"))
+    if jump_back_copy:
+        nodes.append((SETUP_JUMP_BACK_PAGE, bytes(JUMP_BACK_PAGE.size), "the re-entry page's copy (SETUP_JUMP_BACK_PAGE)"))
+    offsets = []
+    end = CMDLINE_OFFSET + len(cmdline) + 1 + room
+    for _, payload, _ in nodes:
+        offsets.append(align_up(end, 16))
+        end = offsets[-1] + SETUP_DATA_HEADER.size + len(payload)
+    spot = layout.low_space(align_up(end), PAGE_SIZE)
     if spot is None:
-        raise PlanError(f"no free RAM for the zero page and command line{describe_limits(limits)}")
+        raise PlanError(f"no free RAM for the zero page and command line{layout.where()}")
     base = spot.start
-    setup = bytearray(size if extra else CMDLINE_OFFSET + len(cmdline) + 1)
+    setup = bytearray(end if nodes else CMDLINE_OFFSET + len(cmdline) + 1)
     setup[:ZERO_PAGE_SIZE] = build_zero_page(
         kernel.header,
-        kernel_start=kernel.entry32,
+        kernel_start=kernel.start,
         cmd_line_ptr=base + CMDLINE_OFFSET,
         initrd=initrd,
         e820=e820,
-        setup_data=base + ext_offset if extra else 0,
+        setup_data=base + offsets[0] if nodes else 0,
+        running=running,
     )
     setup[CMDLINE_OFFSET : CMDLINE_OFFSET + len(cmdline)] = cmdline
-    source = "zero page (boot_params) + command line"
-    if extra:
-        header = kernel.header
-        node = e820_ext_node(extra, next_node=header.setup_data if header.version >= 0x0209 else 0)
-        setup[ext_offset : ext_offset + len(node)] = node
-        source += f" + {len(extra)} e820 entries (SETUP_E820_EXT)"
-    return Segment(base, spot.size, bytes(setup), source)
+    header = kernel.header
+    chained = header.setup_data if header.version >= 0x0209 else 0  # the image's own nodes, after ours
+    for i, ((kind, payload, _), offset) in enumerate(zip(nodes, offsets)):
+        node = setup_data_node(kind, payload, base + offsets[i + 1] if i + 1 < len(nodes) else chained)
+        setup[offset : offset + len(node)] = node
+    source = " + ".join(["zero page (boot_params) + command line", *(what for *_, what in nodes)])
+    copy_at = base + offsets[-1] + SETUP_DATA_HEADER.size if jump_back_copy else 0
+    return Segment(base, spot.size, bytes(setup), source), copy_at
 
 
-def _jump_back_room(preserve_context: bool) -> int:
+def _jump_back_room(arch: Arch, preserve_context: bool) -> int:
     if not preserve_context:
         return 0
-    from kexec_py.purgatory import JUMP_BACK_ENTRY_ROOM
+    from kexec_py.purgatory import jump_back_entry_room
 
-    return JUMP_BACK_ENTRY_ROOM
+    return jump_back_entry_room(arch.address_bits)
 
 
-def _command_line(path: str, header: SetupHeader, text: str | None, preserve_context: bool) -> bytes:
+def _command_line(path: str, header: SetupHeader, text: str | None, room: int) -> bytes:
     data = (text or "").encode("utf-8", "surrogateescape")
     if b"\0" in data:
         raise ImageError("the command line contains a NUL byte")
-    room = _jump_back_room(preserve_context)
     limit = header.max_cmdline - room
     if len(data) > limit:
         why = f"cmdline_size {header.max_cmdline}"
@@ -289,13 +348,6 @@ def _open_initrd(path: str | None) -> ImageFile | None:
         return ImageFile.open(path)
     except ImageError as e:
         raise ImageError(f"initrd: {e}") from None
-
-
-def _low_space(free: list[Range], size: int, align: int) -> Range | None:
-    """Below 1 MiB when there is room (as kexec-tools does), else the lowest fit in lowmem."""
-    return find_space(free, size, align=align, low=LOW_SEGMENT_FLOOR, high=LOW_MEMORY_END) or find_space(
-        free, size, align=align, low=LOW_MEMORY_END, high=LOWMEM_END
-    )
 
 
 def _ranges_text(ranges: Sequence[Range]) -> str:

@@ -1,18 +1,21 @@
-"""The i386 purgatory: a relocatable object linked at load time.
+"""The purgatories: relocatable objects linked at load time.
 
-Purgatory runs between the kernels when a Linux bzImage is loaded: it checks
+Purgatory runs between the kernels when a Linux kernel is loaded: it checks
 the SHA-256 of the other segments, appends ` kexec_jump_back_entry=0x...` to
-the next kernel's command line and enters that kernel the way the 32-bit boot
-protocol asks (csrc/purgatory/).  It is built as one ET_REL object
-(purgatory.ro); this module places its allocated sections at a physical
-address, applies its relocations (R_386_32, R_386_PC32) and patches its
-parameters, global symbols of exact size in .data:
+the next kernel's command line and enters that kernel the way the boot
+protocol asks (csrc/purgatory/): i386's in 32-bit protected mode at its 32-bit
+entry, x86_64's in 64-bit mode at startup_64. Each is built as one ET_REL
+object (Arch.purgatory: purgatory.ro, purgatory64.ro); this module places its
+allocated sections at a physical address, applies its relocations (R_386_32,
+R_386_PC32; R_X86_64_64, _PC32, _PLT32, _32, _32S) and patches its parameters,
+global symbols of exact size in .data (word = 4 bytes on i386, 8 on x86_64):
 
-    purgatory_entry32_regs    36 bytes  entry32_regs(): eax..ebp, eip
-    purgatory_sha256_regions 128 bytes  } sha256_params()
-    purgatory_sha256_digest   32 bytes  }
-    purgatory_cmdline_end      4 bytes  address of the command line's NUL, 0 = leave it
-    purgatory_serial_port      2 bytes  8250 port for error messages, 0 = silent
+    purgatory_entry_regs        9 words  entry_regs(): ax..bp, ip
+    purgatory_sha256_regions   32 words  } sha256_params()
+    purgatory_sha256_digest    32 bytes  }
+    purgatory_cmdline_end       1 word   address of the command line's NUL, 0 = leave it
+    purgatory_jump_back_copy    1 word   where to save the jump-back entry's page, 0 = don't
+    purgatory_serial_port       2 bytes  8250 port for error messages, 0 = silent
 
 The segments purgatory verifies are the others: its own holds the digest.
 """
@@ -25,22 +28,19 @@ import os
 import struct
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kexec_py.errors import ImageError, PlanError
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import Segment
 
+if TYPE_CHECKING:
+    from kexec_py.arch import Arch
+
 ENTRY_SYMBOL = "purgatory_start"
 SHA256_REGIONS = 16  # purgatory.h
-# What purgatory writes at purgatory_cmdline_end, over the NUL, followed by a new
-# NUL: the command line buffer needs this many bytes beyond the string's NUL.
-JUMP_BACK_ENTRY_ROOM = len(" kexec_jump_back_entry=0x00000000")
-
-REGISTERS = ("eax", "ebx", "ecx", "edx", "esi", "edi", "esp", "ebp", "eip")
-R_386_32 = 1
-R_386_PC32 = 2
-_MASK32 = 0xFFFFFFFF
+JUMP_BACK_KEY = " kexec_jump_back_entry=0x"
+REGISTERS = ("ax", "bx", "cx", "dx", "si", "di", "sp", "bp", "ip")
 # The most memory a purgatory may take: it is placed below 1 MiB when there is room,
 # and ours takes 8 KiB. Checked before the image is laid out, so a damaged object
 # asks for no large allocation.
@@ -50,25 +50,106 @@ ELFDATA2LSB, ELFDATA2MSB = 1, 2
 SHT_STRTAB, SHT_NOBITS = 3, 8
 SHF_ALLOC, SHF_COMPRESSED = 0x2, 0x800
 LINKED_TYPES = (2, 4, 5, 6, 9, 11)  # SHT_SYMTAB, RELA, HASH, DYNAMIC, REL, DYNSYM: sh_link is a section
-# Elf32_Ehdr from e_ident to e_shstrndx, and Elf32_Shdr (sh_name, sh_type, sh_flags,
-# sh_addr, sh_offset, sh_size, sh_link, sh_info, sh_addralign, sh_entsize)
-ELF32_EHDR = struct.Struct("<16sHHIIIIIHHHHHH")
-ELF32_SHDR = struct.Struct("<10I")
 _ENV_PATH = "KEXEC_PY_PURGATORY"
 
 
 @dataclass(frozen=True)
+class RelocationType:
+    """How one relocation type computes and stores its value (psABI): S + A, minus P
+    when pc_relative, stored in `size` bytes; `fits` says which values are right:
+    "wrap" (i386: 32-bit arithmetic), "u32", "s32", "u64"."""
+
+    name: str
+    size: int
+    pc_relative: bool
+    fits: str
+
+    def encode(self, value: int) -> bytes:
+        ranges = {"u32": (0, 1 << 32), "s32": (-(1 << 31), 1 << 31), "u64": (0, 1 << 64)}
+        if self.fits == "wrap":
+            value &= 0xFFFFFFFF
+        elif not ranges[self.fits][0] <= value < ranges[self.fits][1]:
+            raise ValueError(f"{self.name} value {value:#x} does not fit: purgatory is too high in memory")
+        return (value & ((1 << 8 * self.size) - 1)).to_bytes(self.size, "little")
+
+
+@dataclass(frozen=True)
+class ObjectFormat:
+    """What a purgatory object for one architecture is."""
+
+    arch: str  # Arch.name
+    elfclass: int
+    machine: str  # e_machine as pyelftools names it
+    rela: bool  # RELA sections (addend in the entry), else REL (addend in place)
+    relocations: Mapping[int, RelocationType]
+    ehdr: struct.Struct  # Elf_Ehdr from e_ident to e_shstrndx
+    shdr: struct.Struct  # Elf_Shdr: sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, ...
+    word: str  # struct format of unsigned long
+
+    @property
+    def description(self) -> str:
+        return f"ELF{32 * self.elfclass} {self.arch} object"
+
+    @property
+    def word_size(self) -> int:
+        return struct.calcsize("<" + self.word)
+
+
+FORMATS = {
+    ELFCLASS32: ObjectFormat(
+        "i386", ELFCLASS32, "EM_386", rela=False,
+        relocations=MappingProxyType({
+            1: RelocationType("R_386_32", 4, False, "wrap"),
+            2: RelocationType("R_386_PC32", 4, True, "wrap"),
+        }),
+        ehdr=struct.Struct("<16sHHIIIIIHHHHHH"), shdr=struct.Struct("<10I"), word="I",
+    ),
+    ELFCLASS64: ObjectFormat(
+        "x86_64", ELFCLASS64, "EM_X86_64", rela=True,
+        relocations=MappingProxyType({
+            1: RelocationType("R_X86_64_64", 8, False, "u64"),
+            2: RelocationType("R_X86_64_PC32", 4, True, "s32"),
+            4: RelocationType("R_X86_64_PLT32", 4, True, "s32"),  # no PLT: the function itself
+            10: RelocationType("R_X86_64_32", 4, False, "u32"),
+            11: RelocationType("R_X86_64_32S", 4, False, "s32"),
+        }),
+        ehdr=struct.Struct("<16sHHIQQQIHHHHHH"), shdr=struct.Struct("<IIQQQQIIQQ"), word="Q",
+    ),
+}
+
+
+def jump_back_entry_room(address_bits: int) -> int:
+    """What purgatory writes at purgatory_cmdline_end, over the NUL, followed by a new
+    NUL: the command line buffer needs this many bytes beyond the string's NUL."""
+    return len(JUMP_BACK_KEY) + address_bits // 4
+
+
+JUMP_BACK_ENTRY_ROOM = jump_back_entry_room(32)  # i386's
+
+
+@dataclass(frozen=True)
 class _Relocation:
-    place: int  # offset of the 32-bit field in the image
-    type: int  # R_386_32 or R_386_PC32
+    place: int  # offset of the field in the image
+    type: int  # the ELF relocation type (a key of ObjectFormat.relocations)
     target: int  # offset of the symbol in the image, or its value if absolute
     absolute: bool
+    addend: int
 
 
 @dataclass(frozen=True)
 class _Parameter:
     offset: int  # in the image
     size: int
+
+
+@dataclass(frozen=True)
+class _Sections:
+    """The allocated sections laid out: image offsets by section index."""
+
+    image: bytes  # the PROGBITS part
+    offsets: Mapping[int, int]
+    size: int  # page-rounded, NOBITS included
+    alignment: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +163,7 @@ class Purgatory:
     """A purgatory object, parsed once and linkable at any suitable address."""
 
     path: str
+    format: ObjectFormat
     size: int  # bytes of memory it needs, page-rounded (.bss included)
     alignment: int  # what its load address must be a multiple of (>= a page)
     _image: bytes = field(repr=False)  # the PROGBITS part, before relocation
@@ -109,30 +191,59 @@ class Purgatory:
         except (ELFError, ValueError, IndexError, struct.error) as e:
             raise ImageError(f"{path}: damaged purgatory object ({e})") from None
 
+    def require_arch(self, arch: Arch) -> None:
+        if self.format.arch != arch.name:
+            raise ImageError(
+                f"{self.path}: an {self.format.description}, but {arch.name} kernels enter"
+                f" {FORMATS[ELFCLASS64 if arch.address_bits == 64 else ELFCLASS32].description}s"
+                f" ({arch.purgatory})"
+            )
+
     def link(self, load_addr: int, params: Mapping[str, bytes]) -> LinkedPurgatory:
         """The image relocated for load_addr with params patched in by symbol name."""
         if load_addr < 0 or load_addr % self.alignment:
             raise ValueError(f"purgatory load address {load_addr:#x} is not {self.alignment:#x}-aligned")
         if load_addr + self.size > 1 << 32:
-            raise ValueError(f"purgatory at {load_addr:#x} would end above 4 GiB (paging is off)")
+            raise ValueError(f"purgatory at {load_addr:#x} would end above 4 GiB (it runs from low memory)")
         image = bytearray(self._image)
         for r in self._relocations:
-            addend = struct.unpack_from("<I", image, r.place)[0]
-            value = r.target if r.absolute else load_addr + r.target
-            if r.type == R_386_PC32:
+            kind = self.format.relocations[r.type]
+            value = (r.target if r.absolute else load_addr + r.target) + r.addend
+            if kind.pc_relative:
                 value -= load_addr + r.place
-            struct.pack_into("<I", image, r.place, (value + addend) & _MASK32)
-        for name, data in params.items():
+            image[r.place : r.place + kind.size] = kind.encode(value)
+        for name, patch in params.items():
             p = self._parameter(name)
-            if len(data) != p.size:
+            if len(patch) != p.size:
                 raise ImageError(
-                    f"{self.path}: parameter {name} is {p.size} bytes, got {len(data)}"
+                    f"{self.path}: parameter {name} is {p.size} bytes, got {len(patch)}"
                 )
-            image[p.offset : p.offset + p.size] = data
+            image[p.offset : p.offset + p.size] = patch
         return LinkedPurgatory(
             entry=load_addr + self._entry,
             segment=Segment(load_addr, self.size, bytes(image), "purgatory"),
         )
+
+    def boot_params(
+        self,
+        *,
+        entry: int,
+        zero_page: int,
+        cmdline_end: int,
+        jump_back_copy: int,
+        checked: Sequence[Segment],
+        no_checks: bool,
+    ) -> dict[str, bytes]:
+        """The parameters of a Linux boot: enter `entry` with si = zero_page after checking
+        `checked` (unless no_checks); cmdline_end: where to append the jump-back entry,
+        jump_back_copy: where to save its page (bootparams.JUMP_BACK_PAGE); 0: don't."""
+        word = self.format.word
+        params = {"purgatory_entry_regs": entry_regs(word, ip=entry, si=zero_page)}
+        params.update(sha256_params(checked, no_checks, word))
+        for name, value in (("purgatory_cmdline_end", cmdline_end), ("purgatory_jump_back_copy", jump_back_copy)):
+            if value:
+                params[name] = struct.pack("<" + word, value)
+        return params
 
     def _parameter(self, name: str) -> _Parameter:
         if name in self._parameters:
@@ -146,25 +257,46 @@ class Purgatory:
 
 
 def _parse(path: str, data: bytes) -> Purgatory:
-    from elftools.elf.constants import SH_FLAGS
+    """The steps, each refusing what it cannot use: the raw layout, the ELF header,
+    the allocated sections, the symbol table, the relocations, the exported symbols."""
     from elftools.elf.elffile import ELFFile
-    from elftools.elf.enums import ENUM_RELOC_TYPE_i386
-    from elftools.elf.relocation import RelocationSection
-    from elftools.elf.sections import Symbol, SymbolTableSection
 
-    _check_layout(path, data)
+    form = _check_layout(path, data)
     elf = ELFFile(io.BytesIO(data))
-    if elf.elfclass != 32 or not elf.little_endian or elf["e_machine"] != "EM_386":
-        raise ImageError(f"{path}: purgatory must be an ELF32 i386 object, not {elf['e_machine']}")
+    _check_header(path, elf, form)
+    sections = list(elf.iter_sections())
+    laid_out = _lay_out(path, sections)
+    symtab_index, symbols = _symbol_table(path, sections)
+    relocations = _relocations(path, form, sections, laid_out.offsets, symtab_index, symbols)
+    for sym in symbols[1:]:  # [0] is the null symbol
+        _check_defined(path, sym)  # even unreferenced: the object was not built as one piece
+    entry, parameters, nobits = _exports(path, sections, laid_out.offsets, symbols)
+    return Purgatory(
+        path=path,
+        format=form,
+        size=laid_out.size,
+        alignment=max(laid_out.alignment, PAGE_SIZE),
+        _image=laid_out.image,
+        _entry=entry,
+        _relocations=relocations,
+        _parameters=MappingProxyType(parameters),
+        _nobits=MappingProxyType(nobits),
+    )
+
+
+def _check_header(path: str, elf: Any, form: ObjectFormat) -> None:
+    if elf["e_machine"] != form.machine:
+        raise ImageError(f"{path}: purgatory must be {_known_formats()}, not an ELF{elf.elfclass} {elf['e_machine']}")
     if elf["e_type"] != "ET_REL":
         raise ImageError(f"{path}: ELF type {elf['e_type']}, purgatory must be relocatable (ET_REL)")
 
-    sections = list(elf.iter_sections())
-    # Layout: allocated sections with contents first, in file order, then the
-    # NOBITS ones, so the segment's data ends where the zero fill begins.
-    allocated = [
-        i for i, s in enumerate(sections) if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_size"]
-    ]
+
+def _lay_out(path: str, sections: list[Any]) -> _Sections:
+    """Allocated sections with contents first, in file order, then the NOBITS ones,
+    so the segment's data ends where the zero fill begins."""
+    from elftools.elf.constants import SH_FLAGS
+
+    allocated = [i for i, s in enumerate(sections) if s["sh_flags"] & SH_FLAGS.SHF_ALLOC and s["sh_size"]]
     allocated.sort(key=lambda i: sections[i]["sh_type"] == "SHT_NOBITS")
     offsets: dict[int, int] = {}
     image = bytearray()
@@ -184,64 +316,83 @@ def _parse(path: str, data: bytes) -> Purgatory:
             )
         if s["sh_type"] != "SHT_NOBITS":
             image += bytes(offsets[i] - len(image)) + s.data()
-    size = align_up(max(end, 1))
+    return _Sections(bytes(image), MappingProxyType(offsets), align_up(max(end, 1)), alignment)
 
-    symtabs = [(i, s) for i, s in enumerate(sections) if isinstance(s, SymbolTableSection) and s.name == ".symtab"]
+
+def _symbol_table(path: str, sections: list[Any]) -> tuple[int, list[Any]]:
+    from elftools.elf.sections import SymbolTableSection
+
+    symtabs = [i for i, s in enumerate(sections) if isinstance(s, SymbolTableSection) and s.name == ".symtab"]
     if len(symtabs) != 1:
         raise ImageError(f"{path}: no symbol table (.symtab)")
-    symtab_index, symtab = symtabs[0]
-    symbols = list(symtab.iter_symbols())
+    return symtabs[0], list(sections[symtabs[0]].iter_symbols())
 
-    def check_defined(sym: Symbol) -> None:
-        if sym["st_shndx"] == "SHN_UNDEF":
-            raise ImageError(f"{path}: undefined symbol {sym.name} (purgatory must be self-contained)")
-        if sym["st_shndx"] == "SHN_COMMON":
-            raise ImageError(f"{path}: common symbol {sym.name} (build with -fno-common)")
 
-    def resolve(index: int) -> tuple[int, bool]:
-        """(image offset, False) or (absolute value, True) of symbol index."""
-        sym = symbols[index]
-        check_defined(sym)
-        shndx = sym["st_shndx"]
-        if shndx == "SHN_ABS":
-            return sym["st_value"], True
-        if isinstance(shndx, int) and shndx in offsets:
-            return offsets[shndx] + sym["st_value"], False
-        raise ImageError(
-            f"{path}: relocation against symbol {sym.name or index} outside the loaded sections"
-        )
+def _check_defined(path: str, sym: Any) -> None:
+    if sym["st_shndx"] == "SHN_UNDEF":
+        raise ImageError(f"{path}: undefined symbol {sym.name} (purgatory must be self-contained)")
+    if sym["st_shndx"] == "SHN_COMMON":
+        raise ImageError(f"{path}: common symbol {sym.name} (build with -fno-common)")
 
-    names = {v: k for k, v in ENUM_RELOC_TYPE_i386.items() if isinstance(v, int)}
+
+def _resolve(path: str, sym: Any, index: int, offsets: Mapping[int, int]) -> tuple[int, bool]:
+    """(image offset, False) or (absolute value, True) of a symbol."""
+    _check_defined(path, sym)
+    shndx = sym["st_shndx"]
+    if shndx == "SHN_ABS":
+        return sym["st_value"], True
+    if isinstance(shndx, int) and shndx in offsets:
+        return offsets[shndx] + sym["st_value"], False
+    raise ImageError(f"{path}: relocation against symbol {sym.name or index} outside the loaded sections")
+
+
+def _relocations(
+    path: str, form: ObjectFormat, sections: list[Any], offsets: Mapping[int, int], symtab_index: int, symbols: list[Any]
+) -> tuple[_Relocation, ...]:
+    from elftools.elf.enums import ENUM_RELOC_TYPE_i386, ENUM_RELOC_TYPE_x64
+    from elftools.elf.relocation import RelocationSection
+
+    enum = ENUM_RELOC_TYPE_x64 if form.elfclass == ELFCLASS64 else ENUM_RELOC_TYPE_i386
+    names = {v: k for k, v in enum.items() if isinstance(v, int)}
+    supported = " and ".join(kind.name for kind in form.relocations.values())
     relocations = []
     for s in sections:
         if not isinstance(s, RelocationSection) or s["sh_info"] not in offsets:
             continue  # e.g. .rel.debug_info: not loaded, nothing to fix
-        if s.is_RELA():
-            raise ImageError(f"{path}: {s.name}: RELA relocations, i386 objects use REL")
+        if s.is_RELA() != form.rela:
+            raise ImageError(f"{path}: {s.name}: {'RELA' if s.is_RELA() else 'REL'} relocations,"
+                             f" {form.arch} objects use {'RELA' if form.rela else 'REL'}")
         if s["sh_link"] != symtab_index:
             raise ImageError(f"{path}: {s.name} refers to another symbol table")
         target = sections[s["sh_info"]]
         base = offsets[s["sh_info"]]
         for rel in s.iter_relocations():
-            kind = rel["r_info_type"]
-            if kind not in (R_386_32, R_386_PC32):
+            kind = form.relocations.get(rel["r_info_type"])
+            if kind is None:
                 raise ImageError(
-                    f"{path}: unsupported relocation {names.get(kind, kind)} in {s.name}"
-                    " (only R_386_32 and R_386_PC32: build with -fno-pic)"
+                    f"{path}: unsupported relocation {names.get(rel['r_info_type'], rel['r_info_type'])} in"
+                    f" {s.name} (only {supported}: build with -fno-pic)"
                 )
-            if target["sh_type"] == "SHT_NOBITS" or rel["r_offset"] + 4 > target["sh_size"]:
+            if target["sh_type"] == "SHT_NOBITS" or rel["r_offset"] + kind.size > target["sh_size"]:
                 raise ImageError(f"{path}: {s.name}: relocation at {rel['r_offset']:#x} outside {target.name}")
             if rel["r_info_sym"] >= len(symbols):
                 raise ImageError(
                     f"{path}: {s.name}: relocation at {rel['r_offset']:#x} names symbol {rel['r_info_sym']},"
                     f" but .symtab has {len(symbols)}"
                 )
-            value, absolute = resolve(rel["r_info_sym"])
-            relocations.append(_Relocation(base + rel["r_offset"], kind, value, absolute))
+            value, absolute = _resolve(path, symbols[rel["r_info_sym"]], rel["r_info_sym"], offsets)
+            if form.rela:
+                addend = rel["r_addend"]
+            else:
+                addend = int.from_bytes(target.data()[rel["r_offset"] : rel["r_offset"] + kind.size], "little")
+            relocations.append(_Relocation(base + rel["r_offset"], rel["r_info_type"], value, absolute, addend))
+    return tuple(relocations)
 
-    for sym in symbols[1:]:  # [0] is the null symbol
-        check_defined(sym)  # even unreferenced: the object was not built as one piece
 
+def _exports(
+    path: str, sections: list[Any], offsets: Mapping[int, int], symbols: list[Any]
+) -> tuple[int, dict[str, _Parameter], dict[str, str]]:
+    """The entry's offset, the patchable parameters, and the global objects without bytes."""
     parameters: dict[str, _Parameter] = {}
     nobits: dict[str, str] = {}
     entry = None
@@ -263,20 +414,14 @@ def _parse(path: str, data: bytes) -> Purgatory:
             parameters[sym.name] = _Parameter(offsets[shndx] + sym["st_value"], sym["st_size"])
     if entry is None:
         raise ImageError(f"{path}: no global symbol {ENTRY_SYMBOL} in a loaded section")
-
-    return Purgatory(
-        path=path,
-        size=size,
-        alignment=max(alignment, PAGE_SIZE),
-        _image=bytes(image),
-        _entry=entry,
-        _relocations=tuple(relocations),
-        _parameters=MappingProxyType(parameters),
-        _nobits=MappingProxyType(nobits),
-    )
+    return entry, parameters, nobits
 
 
-def _check_layout(path: str, data: bytes) -> None:
+def _known_formats() -> str:
+    return " or ".join(f"an {f.description} ({f.machine})" for f in FORMATS.values())
+
+
+def _check_layout(path: str, data: bytes) -> ObjectFormat:
     """What pyelftools would read past the end of the file for, checked on the raw
     bytes first: the ELF header, the section header table, every section's bytes and
     name. A damaged count, offset or size otherwise makes it parse garbage, fail with a
@@ -286,18 +431,20 @@ def _check_layout(path: str, data: bytes) -> None:
     if len(data) < 6 or data[4] not in (ELFCLASS32, ELFCLASS64) or data[5] not in (ELFDATA2LSB, ELFDATA2MSB):
         ident = ", ".join(f"{b:#04x}" for b in data[4:6])
         raise ImageError(f"{path}: damaged ELF identification (class and data encoding {ident or 'missing'})")
-    if data[4] != ELFCLASS32 or data[5] != ELFDATA2LSB:
+    if data[5] != ELFDATA2LSB:
         if len(data) < 20:
             raise ImageError(f"{path}: truncated: {len(data)} bytes, not even an ELF header")
-        machine = int.from_bytes(data[18:20], "little" if data[5] == ELFDATA2LSB else "big")
-        raise ImageError(f"{path}: purgatory must be an ELF32 i386 object, not {_machine_name(machine)}")
-    if len(data) < ELF32_EHDR.size:
-        raise ImageError(f"{path}: truncated: {len(data)} bytes, an ELF32 header takes {ELF32_EHDR.size}")
-    *_, shoff, _, _, _, _, shentsize, count, shstrndx = ELF32_EHDR.unpack_from(data)
+        machine = int.from_bytes(data[18:20], "big")
+        raise ImageError(f"{path}: purgatory must be {_known_formats()}, not a big-endian {_machine_name(machine)}")
+    form = FORMATS[data[4]]
+    bits = 32 * form.elfclass
+    if len(data) < form.ehdr.size:
+        raise ImageError(f"{path}: truncated: {len(data)} bytes, an ELF{bits} header takes {form.ehdr.size}")
+    *_, shoff, _, _, _, _, shentsize, count, shstrndx = form.ehdr.unpack_from(data)
     if not count:
         raise ImageError(f"{path}: no section headers")
-    if shentsize != ELF32_SHDR.size:
-        raise ImageError(f"{path}: e_shentsize is {shentsize}, ELF32 section headers take {ELF32_SHDR.size} bytes")
+    if shentsize != form.shdr.size:
+        raise ImageError(f"{path}: e_shentsize is {shentsize}, ELF{bits} section headers take {form.shdr.size} bytes")
     if shoff + count * shentsize > len(data):
         raise ImageError(
             f"{path}: truncated: the section header table ({count} entries at {shoff:#x}) runs past"
@@ -305,7 +452,7 @@ def _check_layout(path: str, data: bytes) -> None:
         )
     if shstrndx >= count:
         raise ImageError(f"{path}: e_shstrndx {shstrndx} is not one of its {count} sections")
-    headers = [ELF32_SHDR.unpack_from(data, shoff + i * shentsize) for i in range(count)]
+    headers = [form.shdr.unpack_from(data, shoff + i * shentsize) for i in range(count)]
     for index, (_, kind, flags, _, offset, size, link, *_) in enumerate(headers):
         if flags & SHF_COMPRESSED and (flags & SHF_ALLOC or kind in LINKED_TYPES + (SHT_STRTAB,)):
             raise ImageError(f"{path}: section {index} is compressed (SHF_COMPRESSED): link purgatory uncompressed")
@@ -320,6 +467,7 @@ def _check_layout(path: str, data: bytes) -> None:
     for index, (name, *_) in enumerate(headers):
         if name and (names_kind == SHT_NOBITS or data.find(b"\0", names_offset + name, names_offset + names_size) < 0):
             raise ImageError(f"{path}: the name of section {index} is not in the section name table")
+    return form
 
 
 def _machine_name(machine: int) -> str:
@@ -328,33 +476,37 @@ def _machine_name(machine: int) -> str:
     return next((name for name, value in ENUM_E_MACHINE.items() if value == machine), f"machine {machine}")
 
 
-def entry32_regs(*, eip: int, esi: int, esp: int = 0, **others: int) -> bytes:
-    """purgatory_entry32_regs: the registers the next kernel starts with.
+def entry_regs(word: str, *, ip: int, si: int, sp: int = 0, **others: int) -> bytes:
+    """purgatory_entry_regs: the registers the next kernel starts with, one `word`
+    (struct format: "I" on i386, "Q" on x86_64) each.
 
-    esi = boot_params, eip = the kernel's 32-bit entry; esp = 0 keeps
-    purgatory's own stack; eax, ebx, ecx, edx, edi, ebp default to 0 (the boot
-    protocol wants ebx, edi and ebp zero).
+    si = boot_params, ip = the kernel's entry; sp = 0 keeps purgatory's own
+    stack; ax, bx, cx, dx, di, bp default to 0 (the boot protocol wants bx, di
+    and bp zero).
     """
     unknown = sorted(set(others) - set(REGISTERS))
     if unknown:
-        raise TypeError(f"entry32_regs: unknown register {', '.join(unknown)}")
-    values = dict(others, eip=eip, esi=esi, esp=esp)
+        raise TypeError(f"entry_regs: unknown register {', '.join(unknown)}")
+    values = dict(others, ip=ip, si=si, sp=sp)
+    bits = 8 * struct.calcsize("<" + word)
     for name, v in values.items():
-        if not 0 <= v <= _MASK32:
-            raise ValueError(f"entry32_regs: {name}={v:#x} does not fit 32 bits")
-    return struct.pack("<9I", *(values.get(r, 0) for r in REGISTERS))
+        if not 0 <= v < 1 << bits:
+            raise ValueError(f"entry_regs: {name}={v:#x} does not fit {bits} bits")
+    return struct.pack(f"<9{word}", *(values.get(r, 0) for r in REGISTERS))
 
 
-def sha256_params(segments: Sequence[Segment], skip_checks: bool) -> dict[str, bytes]:
+def sha256_params(segments: Sequence[Segment], skip_checks: bool, word: str = "I") -> dict[str, bytes]:
     """purgatory_sha256_regions and _digest for segments, as purgatory checks them.
 
-    Regions are (mem, bufsz) of every segment with data, in the given order; the
-    digest is SHA-256 over their bytes concatenated in that order.  Pass the
-    segments purgatory must verify, not purgatory's own.  skip_checks (-i)
-    leaves every region empty: purgatory then hashes nothing.
+    Regions are (mem, bufsz) of every segment with data, in the given order, as two
+    `word`s ("I" on i386, "Q" on x86_64); the digest is SHA-256 over their bytes
+    concatenated in that order.  Pass the segments purgatory must verify, not
+    purgatory's own.  skip_checks (-i) leaves every region empty: purgatory then
+    hashes nothing.
     """
+    region = struct.Struct(f"<2{word}")
     empty = {
-        "purgatory_sha256_regions": bytes(8 * SHA256_REGIONS),
+        "purgatory_sha256_regions": bytes(region.size * SHA256_REGIONS),
         "purgatory_sha256_digest": bytes(32),
     }
     if skip_checks:
@@ -367,34 +519,35 @@ def sha256_params(segments: Sequence[Segment], skip_checks: bool) -> dict[str, b
     regions = bytearray()
     digest = hashlib.sha256()
     for s in with_data:
-        if s.mem + s.bufsz > 1 << 32:
+        if s.mem + s.bufsz > 1 << 8 * region.size // 2:
             raise PlanError(f"segment {s.range} ({s.source}) ends above 4 GiB: i386 purgatory cannot check it")
-        regions += struct.pack("<II", s.mem, s.bufsz)
+        regions += region.pack(s.mem, s.bufsz)
         digest.update(s.buf)
-    regions += bytes(8 * SHA256_REGIONS - len(regions))
+    regions += bytes(region.size * SHA256_REGIONS - len(regions))
     return {"purgatory_sha256_regions": bytes(regions), "purgatory_sha256_digest": digest.digest()}
 
 
-def _candidates() -> list[str]:
+def _candidates(name: str) -> list[str]:
     here = os.path.dirname(os.path.abspath(__file__))
     tree = os.path.dirname(here)
     return [
-        os.path.join(here, "data", "purgatory.ro"),  # installed: package data
-        os.path.join(tree, "build", "payloads", "purgatory", "purgatory.ro"),  # setup.py build
-        os.path.join(tree, "csrc", "build", "purgatory", "purgatory.ro"),  # make -C csrc/purgatory
+        os.path.join(here, "data", name),  # installed: package data
+        os.path.join(tree, "build", "payloads", "purgatory", name),  # setup.py build
+        os.path.join(tree, "csrc", "build", "purgatory", name),  # make -C csrc/purgatory
     ]
 
 
-def default_purgatory_path() -> str:
-    """$KEXEC_PY_PURGATORY, else the installed package data, else the source tree's build."""
+def default_purgatory_path(arch: Arch) -> str:
+    """$KEXEC_PY_PURGATORY, else arch's purgatory as installed package data, else the
+    source tree's build."""
     override = os.environ.get(_ENV_PATH)
     if override:
         return override
-    candidates = _candidates()
+    candidates = _candidates(arch.purgatory)
     for path in candidates:
         if os.path.isfile(path):
             return path
     raise ImageError(
-        "no purgatory.ro (looked at " + ", ".join(candidates) + "): build it with"
+        f"no {arch.purgatory} (looked at " + ", ".join(candidates) + "): build it with"
         f" `make -C csrc/purgatory` or set {_ENV_PATH}"
     )

@@ -1,5 +1,5 @@
 /*
- * lib/console.c - polled output on COM1.
+ * lib/console.c - polled output on COM1 (or kit_console_port).
  *
  * The kernel's serial driver left the 8250/16550 programmed (baud rate,
  * 8N1, FIFO); the kit must not reprogram it, only wait for the transmit
@@ -17,14 +17,19 @@
 #define UART_LSR_THRE	0x20	/* THR empty */
 #define UART_SPINS	1000000	/* >= ~1 s of port reads */
 
+uint16_t kit_console_port = COM1;
 static char last = '\n';	/* persists across calls, like all image data */
 
 static void uart_tx(uint8_t b)
 {
+	uint16_t port = kit_console_port;
+
+	if (!port)
+		return;
 	for (uint32_t n = 0; n < UART_SPINS; n++)
-		if (inb(COM1 + UART_LSR) & UART_LSR_THRE)
+		if (inb(port + UART_LSR) & UART_LSR_THRE)
 			break;
-	outb(COM1 + UART_THR, b);
+	outb(port + UART_THR, b);
 }
 
 void kit_putc(char c)

@@ -39,20 +39,20 @@ purgatory_start:
 
 	/* Enter the next kernel the way the 32-bit boot protocol asks:
 	 * CS=__BOOT_CS, DS/ES/SS=__BOOT_DS (loaded above), IF=0, and the
-	 * general registers from purgatory_entry32_regs. */
+	 * general registers from purgatory_entry_regs. */
 	cli
-	movl	purgatory_entry32_regs + REGS_ESP, %eax
+	movl	purgatory_entry_regs + REGS_SP, %eax
 	testl	%eax, %eax
 	jz	2f			/* esp = 0: stay on our stack */
 	movl	%eax, %esp
-2:	movl	purgatory_entry32_regs + REGS_EBX, %ebx
-	movl	purgatory_entry32_regs + REGS_ECX, %ecx
-	movl	purgatory_entry32_regs + REGS_EDX, %edx
-	movl	purgatory_entry32_regs + REGS_ESI, %esi
-	movl	purgatory_entry32_regs + REGS_EDI, %edi
-	movl	purgatory_entry32_regs + REGS_EBP, %ebp
-	movl	purgatory_entry32_regs + REGS_EAX, %eax
-	jmp	*purgatory_entry32_regs + REGS_EIP
+2:	movl	purgatory_entry_regs + REGS_BX, %ebx
+	movl	purgatory_entry_regs + REGS_CX, %ecx
+	movl	purgatory_entry_regs + REGS_DX, %edx
+	movl	purgatory_entry_regs + REGS_SI, %esi
+	movl	purgatory_entry_regs + REGS_DI, %edi
+	movl	purgatory_entry_regs + REGS_BP, %ebp
+	movl	purgatory_entry_regs + REGS_AX, %eax
+	jmp	*purgatory_entry_regs + REGS_IP
 	.size	purgatory_start, . - purgatory_start
 
 	.globl	purgatory_halt

@@ -1,7 +1,9 @@
-"""Image formats, probed in order like kexec-tools' file-type table.
+"""Image formats, probed in order like kexec-tools' per-arch file-type tables
+(Arch.image_types: i386 elf-x86, bzImage; x86_64 elf-x86_64, bzImage64).
 
-Each loader module provides LOADER: an object with `name`, `probe(data)` (cheap,
-imports nothing heavy) and `load(image, request, target)` -> LoadedImage.
+Each loader module provides loader(type_name): an object with `name`, `probe(data)`
+(cheap, imports nothing heavy) and `load(image, request, target)` -> LoadedImage.
+One module serves a format on every arch; target.arch says how the image is entered.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kexec_py.errors import ImageError, UsageError
-from kexec_py.flags import Arch
+from kexec_py.arch import ARCHES, Arch
 from kexec_py.image_file import ImageFile
 from kexec_py.memmap import MemoryMap
 from kexec_py.segments import LoadedImage
@@ -45,6 +47,9 @@ class Target:
 
     arch: Arch
     memory: MemoryMap
+    # The running kernel's zero page (bootparams.read_running_boot_params): a Linux
+    # load carries its firmware findings over; None: none (another machine's plan).
+    boot_params: bytes | None = None
 
 
 class ImageLoader(Protocol):
@@ -55,29 +60,27 @@ class ImageLoader(Protocol):
     def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage: ...
 
 
-# Probe order and the module of each type: a module is imported only when its
-# turn comes, so loading an ELF payload never imports the bzImage machinery.
-LOADER_MODULES = {"elf-x86": "elf_x86", "bzImage": "bzimage"}
-
-
-def _loader(type_name: str) -> ImageLoader:
+def _loader(arch: Arch, type_name: str) -> ImageLoader:
+    """The loader for one of arch's types: its module is imported only when its turn
+    comes, so loading an ELF payload never imports the bzImage machinery."""
     import importlib
 
-    return importlib.import_module(f"kexec_py.loaders.{LOADER_MODULES[type_name]}").LOADER
+    module = dict(arch.image_types)[type_name]
+    return importlib.import_module(f"kexec_py.loaders.{module}").loader(type_name)
 
 
-def type_names() -> list[str]:
-    return list(LOADER_MODULES)
-
-
-def choose_loader(image: ImageFile, type_name: str | None) -> ImageLoader:
-    """The loader named by -t, else the first whose probe accepts the file."""
+def choose_loader(image: ImageFile, type_name: str | None, arch: Arch) -> ImageLoader:
+    """The loader named by -t, else the first of arch's whose probe accepts the file."""
+    known = ", ".join(arch.image_type_names())
     if type_name is not None:
-        if type_name not in LOADER_MODULES:
-            raise UsageError(f"unknown image type {type_name!r} (known: {', '.join(type_names())})")
-        return _loader(type_name)
-    for name in LOADER_MODULES:
-        loader = _loader(name)
+        if type_name not in arch.image_type_names():
+            other = next((a.name for a in ARCHES.values() if type_name in a.image_type_names()), None)
+            if other:
+                raise UsageError(f"image type {type_name!r} is {other}'s; {arch.name} kernels load {known}")
+            raise UsageError(f"unknown image type {type_name!r} (known: {known})")
+        return _loader(arch, type_name)
+    for name in arch.image_type_names():
+        loader = _loader(arch, name)
         if loader.probe(image.data):
             return loader
-    raise ImageError(f"{image.path}: cannot determine the file type (known: {', '.join(type_names())})")
+    raise ImageError(f"{image.path}: cannot determine the file type (known: {known})")

@@ -4,15 +4,19 @@ With --args-none the image gets no boot arguments and no purgatory: the kernel
 calls e_entry directly (for a preserve-context load: in physical mode, with the
 C calling convention).
 
-With --args-linux the image is a Linux vmlinux (EM_386): its PT_LOADs go where
-they were linked and it is booted like a bzImage (linux_boot: zero page,
-initrd, purgatory), entered at e_entry with esi = zero page.
+With --args-linux the image is a Linux vmlinux: its PT_LOADs go where they were
+linked and it is booted like a bzImage (linux_boot: zero page, initrd,
+purgatory), entered at e_entry (startup_32 or startup_64) with esi/rsi = zero page.
+
+The type is elf-x86 on i386 and elf-x86_64 on x86_64 (kexec-tools' names): either
+way the image must be what the running kernel enters, Arch.elf_machine.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from kexec_py.arch import ARCHES
 from kexec_py.elf_headers import (
     ELF_MAGIC,
     PT_LOAD,
@@ -24,7 +28,6 @@ from kexec_py.elf_headers import (
     type_name,
 )
 from kexec_py.errors import ImageError, UsageError
-from kexec_py.flags import Arch
 from kexec_py.image_file import ImageFile
 from kexec_py.loaders import LoadRequest, Target
 from kexec_py.planner import limits_window
@@ -32,14 +35,12 @@ from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import LoadedImage, Segment
 
 ET_EXEC = 2
-EM_386, EM_X86_64 = 3, 62
-# What each kernel can call directly: an x86_64 kernel calls the entry in
-# 64-bit mode, an i386 kernel in 32-bit protected mode.
-ENTERED_BY = {Arch.I386: EM_386, Arch.X86_64: EM_X86_64}
+X86_MACHINES = {arch.elf_machine for arch in ARCHES.values()}
 
 
 class ElfX86Loader:
-    name = "elf-x86"
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def probe(self, data: memoryview) -> bool:
         return bytes(data[:4]) == ELF_MAGIC
@@ -47,18 +48,15 @@ class ElfX86Loader:
     def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
         if request.args_style not in ("none", "linux"):
             raise UsageError(
-                "elf-x86: say --args-none (a physical-mode payload, called directly) or"
+                f"{self.name}: say --args-none (a physical-mode payload, called directly) or"
                 " --args-linux (a Linux vmlinux, booted through purgatory); --args-elf is not implemented"
             )
         linux = request.args_style == "linux"
         if linux:
             if request.entry is not None:
-                raise UsageError("elf-x86 --args-linux: --entry does not apply (the kernel is entered at e_entry)")
-            from kexec_py.linux_boot import require_i386  # Linux boot machinery: only for --args-linux
-
-            require_i386(target.arch, image.path)
+                raise UsageError(f"{self.name} --args-linux: --entry does not apply (the kernel is entered at e_entry)")
         else:
-            _check_args_none_request(request)
+            _check_args_none_request(self.name, request)
         loaded = self._load(image, request, target)
         if linux:
             return _boot_vmlinux(image.path, loaded, request, target)
@@ -80,12 +78,12 @@ class ElfX86Loader:
         if header.e_type != ET_EXEC:
             raise ImageError(f"{path}: ELF type {type_name(header.e_type)}, need an executable (ET_EXEC)")
         machine = header.e_machine
-        if machine not in ENTERED_BY.values():
+        if machine not in X86_MACHINES:
             raise ImageError(f"{path}: ELF machine {machine_name(machine)} is not x86")
-        if machine != ENTERED_BY[target.arch]:
+        if machine != target.arch.elf_machine:
             raise ImageError(
-                f"{path}: {machine_name(machine)} image, but {target.arch.value} kernels enter"
-                f" {machine_name(ENTERED_BY[target.arch])} images (--arch plans for another machine)"
+                f"{path}: {machine_name(machine)} image, but {target.arch.name} kernels enter"
+                f" {machine_name(target.arch.elf_machine)} images (--arch plans for another machine)"
             )
         segments = []
         for index, phdr in enumerate(p for p in phdrs if p.p_type == PT_LOAD):
@@ -111,11 +109,11 @@ class ElfX86Loader:
         return Segment(ph.p_paddr, align_up(ph.p_memsz), buf, f"{path} {where}")
 
 
-def _check_args_none_request(request: LoadRequest) -> None:
+def _check_args_none_request(name: str, request: LoadRequest) -> None:
     linux_only = request.linux_options
     if linux_only:
         raise UsageError(
-            f"elf-x86 --args-none: {', '.join(linux_only)} need a Linux kernel"
+            f"{name} --args-none: {', '.join(linux_only)} need a Linux kernel"
             " (a bzImage, or an ELF vmlinux with --args-linux)"
         )
     if not request.preserve_context and (request.mem_min is not None or request.mem_max is not None):
@@ -124,19 +122,17 @@ def _check_args_none_request(request: LoadRequest) -> None:
 
 def _boot_vmlinux(path: str, loaded: LoadedImage, request: LoadRequest, target: Target) -> LoadedImage:
     """A vmlinux carries no setup header: the zero page gets a synthetic one.
-    Its PT_LOADs (bss included) are all it touches before reading e820."""
+    Its PT_LOADs (bss included) are all it touches before reading e820; e_entry is
+    the arch's entry (startup_32, startup_64) at its physical address."""
     from kexec_py.bootparams import synthetic_header
     from kexec_py.linux_boot import PlacedKernel, boot_linux, placement_limits
 
     limits = placement_limits(target.memory, request.mem_min, request.mem_max, request.preserve_context)
-    kernel = PlacedKernel(
-        path,
-        synthetic_header(),
-        loaded.segments,
-        tuple(s.range for s in loaded.segments),
-        loaded.entry,
-    )
-    return boot_linux(kernel, request, target.memory, limits)
+    start = min(s.mem for s in loaded.segments)
+    footprint = tuple(s.range for s in loaded.segments)
+    kernel = PlacedKernel(path, synthetic_header(), loaded.segments, footprint, start, loaded.entry)
+    return boot_linux(kernel, request, target, limits)
 
 
-LOADER = ElfX86Loader()
+def loader(type_name: str) -> ElfX86Loader:
+    return ElfX86Loader(type_name)

@@ -56,7 +56,8 @@ def run_cli(capsys):
 
 @pytest.fixture(scope="session")
 def purgatory_build(tmp_path_factory) -> str:
-    """csrc/purgatory built once per session: the directory with purgatory.ro and its objects."""
+    """csrc/purgatory built once per session: the directory with purgatory.ro, purgatory64.ro
+    and their objects."""
     out = tmp_path_factory.mktemp("purgatory-build")
     result = subprocess.run(["make", "-s", "-C", os.path.join(REPO, "csrc", "purgatory"), f"O={out}"],
                             capture_output=True, text=True)
@@ -68,6 +69,11 @@ def purgatory_build(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def purgatory_ro(purgatory_build) -> str:
     return os.path.join(purgatory_build, "purgatory.ro")
+
+
+@pytest.fixture(scope="session")
+def purgatory64_ro(purgatory_build) -> str:
+    return os.path.join(purgatory_build, "purgatory64.ro")
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ import pytest
 
 from kexec_py import cli
 from kexec_py.errors import ImageError, KexecError, PlanError
-from kexec_py.flags import Arch
+from kexec_py.arch import I386, X86_64
 from kexec_py.image_file import ImageFile
 from kexec_py.jump_back import jump_back_plan
 from kexec_py.loaders import LoadRequest, Target
-from kexec_py.loaders.elf_x86 import LOADER
+from kexec_py.loaders.elf_x86 import loader
 from kexec_py.memmap import read_memory_map
 from kexec_py.planner import limits_window
 from unit_support import REPO, ElfPatcher, recorded_tree
@@ -162,10 +162,10 @@ def test_addresses_fit_in_64_bits():
 
 
 def test_jump_back_entry_fits_the_arch():
-    assert jump_back_plan(0xFFFFF000, Arch.I386, "--entry").entry == 0xFFFFF000
-    assert jump_back_plan(0x100000000, Arch.X86_64, "--entry").entry == 0x100000000
+    assert jump_back_plan(0xFFFFF000, I386, "--entry").entry == 0xFFFFF000
+    assert jump_back_plan(0x100000000, X86_64, "--entry").entry == 0x100000000
     with pytest.raises(KexecError) as refused:
-        jump_back_plan(0x100000000, Arch.I386, "--entry")
+        jump_back_plan(0x100000000, I386, "--entry")
     assert str(refused.value) == ("nothing to jump back to: 0x100000000 (--entry) is beyond the 32-bit address"
                                   " space of an i386 kernel")
 
@@ -184,11 +184,11 @@ def test_jump_back_entry_from_the_command_line_fits_too(run_cli, tmp_path):
 MEMORY = read_memory_map(recorded_tree("qemu-i386-512M"))
 
 
-def load(path, arch=Arch.I386):
-    return LOADER.load(ImageFile.open(str(path)), LoadRequest("none"), Target(arch, MEMORY))
+def load(path, arch=I386):
+    return loader("elf-x86").load(ImageFile.open(str(path)), LoadRequest("none"), Target(arch, MEMORY))
 
 
-@pytest.mark.parametrize("fixture, arch, header", [("tiny_elf32", Arch.I386, 52), ("tiny_elf64", Arch.X86_64, 64)])
+@pytest.mark.parametrize("fixture, arch, header", [("tiny_elf32", I386, 52), ("tiny_elf64", X86_64, 64)])
 def test_shorter_than_the_elf_header(request, tmp_path, fixture, arch, header):
     data = open(request.getfixturevalue(fixture), "rb").read()
     for length in (5, 10, header - 1):

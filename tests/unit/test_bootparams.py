@@ -6,6 +6,7 @@ import struct
 import pytest
 
 from kexec_py import bootparams as bp
+from kexec_py.errors import ImageError
 from kexec_py.bootparams import E820Entry, build_zero_page, e820_ext_node, e820_from_memory_map, restrict_ram
 from kexec_py.memmap import MemoryMap, MemoryRegion
 from kexec_py.ranges import Range
@@ -237,3 +238,58 @@ def test_zero_page_holds_the_first_128_entries():
     assert page[0x1E8] == 128
     assert struct.unpack_from("<QQI", page, 0x2D0 + 127 * 20) == (127 * 0x10000, 0x8000, 1)
     assert u64(page, 0x250) == 0x13000
+
+
+# --- the running kernel's zero page ------------------------------------------------------------
+
+RUNNING = bytes((i * 37 + 11) & 0xFF or 1 for i in range(4096))  # no zero byte: every copy shows
+
+
+@pytest.mark.parametrize(
+    "offset, size, carried",
+    [
+        (0x000, 2, True),  # screen_info (orig_x, orig_y)
+        (0x004, 0x3C, True),  # the rest of screen_info, past ext_mem_k
+        (0x040, 0x14, True),  # apm_bios_info
+        (0x060, 0x10, True),  # ist_info
+        (0x070, 8, True),  # acpi_rsdp_addr
+        (0x140, 0x80, True),  # edid_info
+        (0x1E9, 2, True),  # eddbuf_entries, edd_mbr_sig_buf_entries
+        (0x290, 0x40, True),  # edd_mbr_sig_buffer
+        (0xD00, 0x1EC, True),  # eddbuf
+        (0x058, 8, False),  # tboot_addr
+        (0x0C0, 0x10, False),  # ext_ramdisk_image, ext_ramdisk_size, ext_cmd_line_ptr: the loader's
+        (0x1C0, 0x20, False),  # efi_info: no EFI memory map or runtime mappings come with it
+        (0x1EF, 1, False),  # sentinel
+        (0xEEC, 0x1000 - 0xEEC, False),  # after eddbuf
+    ],
+)
+def test_zero_page_carries_over_what_firmware_found(offset, size, carried):
+    page = zero_page(running=RUNNING)
+    expected = RUNNING[offset : offset + size] if carried else bytes(size)
+    assert page[offset : offset + size] == expected
+
+
+def test_zero_page_over_the_running_one_keeps_the_loaders_fields():
+    """Header, e820, ext_mem_k, initrd and command line are this load's, whatever the running page says."""
+    fields = [(0x002, 2), (0x1E0, 4), (0x1E8, 1), (0x1F1, 0x290 - 0x1F1), (0x2D0, 3 * 20)]
+    over, fresh = zero_page(running=RUNNING), zero_page()
+    assert [over[o : o + n] for o, n in fields] == [fresh[o : o + n] for o, n in fields]
+
+
+@pytest.mark.parametrize(
+    "content, result",
+    [(None, None), (RUNNING, RUNNING), (RUNNING[:100], r"100 bytes, not a zero page \(4096\)$"),
+     (RUNNING + b"x", r"4097 bytes, not a zero page \(4096\)$")],
+    ids=["absent", "a page", "short", "long"],
+)
+def test_read_running_boot_params(tmp_path, content, result):
+    if content is not None:
+        path = tmp_path / "sys" / "kernel" / "boot_params" / "data"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+    if isinstance(result, str):
+        with pytest.raises(ImageError, match=result):
+            bp.read_running_boot_params(str(tmp_path))
+    else:
+        assert bp.read_running_boot_params(str(tmp_path)) == result

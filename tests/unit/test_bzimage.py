@@ -17,14 +17,14 @@ from dataclasses import replace
 import pytest
 
 from kexec_py.errors import ImageError, PlanError, UsageError
-from kexec_py.flags import Arch
+from kexec_py.arch import I386, X86_64
 from kexec_py.image_file import ImageFile
 from kexec_py.loaders import LoadRequest, Target, choose_loader
-from kexec_py.loaders.bzimage import LOADER
-from kexec_py.loaders.elf_x86 import LOADER as ELF_LOADER
+from kexec_py.loaders.bzimage import loader as bzimage_loader
+from kexec_py.loaders.elf_x86 import loader as elf_loader
 from kexec_py.memmap import MemoryMap, MemoryRegion
 from kexec_py.planner import make_plan
-from kexec_py.purgatory import entry32_regs, sha256_params
+from kexec_py.purgatory import entry_regs, sha256_params
 from kexec_py.ranges import Range
 from kexec_py.bootparams import SetupHeader
 from unit_support import FakeKernel, write_tree
@@ -63,6 +63,7 @@ def bzimage_bytes(
     init_size=0x400000,
     cmdline_size=2047,
     initrd_addr_max=0x7FFFFFFF,
+    xloadflags=0,
     boot_flag=0xAA55,
     magic=b"HdrS",
     payload=PAYLOAD,
@@ -80,6 +81,7 @@ def bzimage_bytes(
     struct.pack_into("<I", setup, 0x230, kernel_alignment)
     setup[0x234] = relocatable
     setup[0x235] = 13
+    struct.pack_into("<H", setup, 0x236, xloadflags)
     struct.pack_into("<I", setup, 0x238, cmdline_size)
     struct.pack_into("<Q", setup, 0x258, pref_address)
     struct.pack_into("<I", setup, 0x260, init_size)
@@ -112,8 +114,9 @@ def initrd(tmp_path):
     return make
 
 
-def load(path, purgatory_ro, memory=None, arch=Arch.I386, loader=LOADER, **request):
+def load(path, purgatory_ro, memory=None, arch=I386, loader=None, **request):
     request.setdefault("purgatory", purgatory_ro)
+    loader = loader or bzimage_loader("bzImage" if arch is I386 else "bzImage64")
     return loader.load(ImageFile.open(path), LoadRequest(**request), Target(arch, memory or machine()))
 
 
@@ -199,18 +202,18 @@ def test_parse_a_real_bzimage():
     assert header.setup_size < len(data) and header.init_size >= len(data) - header.setup_size
     assert header.cmdline_size >= 255 and header.kernel_alignment & (header.kernel_alignment - 1) == 0
     assert header.raw == data[0x1F1 : 0x202 + data[0x201]]
-    assert LOADER.probe(memoryview(data))
+    assert bzimage_loader("bzImage").probe(memoryview(data))
 
 
 def test_probe(bzimage, tiny_elf32, tmp_path):
-    assert choose_loader(ImageFile.open(bzimage()), None) is LOADER
-    assert choose_loader(ImageFile.open(tiny_elf32), None) is ELF_LOADER  # elf-x86 first
+    assert choose_loader(ImageFile.open(bzimage()), None, I386).name == "bzImage"
+    assert choose_loader(ImageFile.open(tiny_elf32), None, I386).name == "elf-x86"  # elf-x86 first
     # an old kernel is still recognised, so the load can say why it refuses
-    assert choose_loader(ImageFile.open(bzimage(version=0x0201)), None) is LOADER
+    assert choose_loader(ImageFile.open(bzimage(version=0x0201)), None, I386).name == "bzImage"
     other = tmp_path / "other"
     other.write_bytes(bzimage_bytes(magic=b"MZ\0\0"))
     with pytest.raises(ImageError, match=r"cannot determine the file type \(known: elf-x86, bzImage\)"):
-        choose_loader(ImageFile.open(str(other)), None)
+        choose_loader(ImageFile.open(str(other)), None, I386)
 
 
 # --- a plain load: layout ------------------------------------------------------------------------
@@ -241,7 +244,7 @@ def test_purgatory_parameters(bzimage, initrd, purgatory_ro):
     loaded = load(bzimage(), purgatory_ro, command_line="quiet", initrd=initrd(0x123456))
     blob = bytes(by_source(loaded, "purgatory").buf)
     # esi = zero page, eip = the kernel's 32-bit entry, ebx = edi = ebp = 0 (boot.rst)
-    assert entry32_regs(eip=0x1000000, esi=0x10000) in blob
+    assert entry_regs("I", ip=0x1000000, si=0x10000) in blob
     checked = [s for s in loaded.segments if not s.source.startswith("purgatory")]
     params = sha256_params(checked, skip_checks=False)
     assert params["purgatory_sha256_regions"] in blob
@@ -287,7 +290,7 @@ def test_kernel_placement(bzimage, purgatory_ro, fields, limits, regions, kernel
     loaded = load(bzimage(**fields), purgatory_ro, memory=machine(regions), **limits)
     assert loaded.segments[0].mem == kernel_at
     assert u32(zero_page_of(loaded), 0x214) == kernel_at
-    assert entry32_regs(eip=kernel_at, esi=by_source(loaded, "zero page").mem) in bytes(
+    assert entry_regs("I", ip=kernel_at, si=by_source(loaded, "zero page").mem) in bytes(
         by_source(loaded, "purgatory").buf)
 
 
@@ -310,10 +313,50 @@ def test_kernel_that_cannot_fit(bzimage, purgatory_ro, fields, limits, regions, 
         load(path, purgatory_ro, memory=machine(regions), **limits)
 
 
-def test_x86_64_kernels_are_refused(bzimage, purgatory_ro):
-    path = bzimage()
-    with pytest.raises(ImageError, match=r"only an i386 kernel can enter \(x86_64 enters images in 64-bit mode"):
-        load(path, purgatory_ro, arch=Arch.X86_64)
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({}, r"xloadflags 0x0 lacks 0x1: no 64-bit entry \(startup_64\), which x86_64 kernels enter"),
+        ({"version": 0x020B, "xloadflags": 1},
+         r"boot protocol 2\.11 has no 64-bit entry \(startup_64\), which x86_64 kernels enter: it needs 2\.12$"),
+    ],
+    ids=["no-XLF_KERNEL_64", "protocol-2.11"],
+)
+def test_bzimage64_needs_the_64_bit_entry(bzimage, purgatory64_ro, fields, message):
+    path = bzimage(**fields)
+    with pytest.raises(ImageError, match=f"^{path}: {message}"):
+        load(path, purgatory64_ro, arch=X86_64)
+
+
+@pytest.mark.parametrize("preserve_context", [False, True])
+def test_bzimage64_enters_startup_64_through_the_64_bit_purgatory(bzimage, initrd, purgatory64_ro, preserve_context):
+    """Purgatory64 jumps to the kernel + 0x200 with rsi = zero page; the regions and the
+    jump-back entry's address are 64-bit words; code32_start still says where the kernel is."""
+    loaded = load(bzimage(xloadflags=1), purgatory64_ro, arch=X86_64, command_line="quiet",
+                  initrd=initrd(0x3000), preserve_context=preserve_context)
+    kernel_at = loaded.segments[0].mem
+    zero = by_source(loaded, "zero page")
+    assert u32(zero_page_of(loaded), 0x214) == kernel_at
+    blob = bytes(by_source(loaded, "purgatory").buf)
+    assert entry_regs("Q", ip=kernel_at + 0x200, si=zero.mem) in blob
+    checked = [s for s in loaded.segments if not s.source.startswith("purgatory")]
+    assert sha256_params(checked, False, "Q")["purgatory_sha256_regions"] in blob
+    cmdline_end = struct.pack("<Q", zero.mem + 0x1000 + len("quiet"))
+    assert (cmdline_end in blob) == preserve_context
+
+
+def test_bzimage64_refuses_the_i386_purgatory(bzimage, purgatory_ro):
+    with pytest.raises(ImageError, match=r"purgatory\.ro: an ELF32 i386 object, but x86_64 kernels enter ELF64"
+                                         r" x86_64 objects \(purgatory64\.ro\)$"):
+        load(bzimage(xloadflags=1), purgatory_ro, arch=X86_64)
+
+
+def test_x86_64_command_line_leaves_room_for_a_64_bit_jump_back_entry(bzimage, purgatory64_ro):
+    room = len(" kexec_jump_back_entry=0x") + 16
+    path = bzimage(xloadflags=1, cmdline_size=100)
+    load(path, purgatory64_ro, arch=X86_64, preserve_context=True, command_line="x" * (100 - room))
+    with pytest.raises(ImageError, match=rf"takes at most {100 - room} \(cmdline_size 100 less {room} for"):
+        load(path, purgatory64_ro, arch=X86_64, preserve_context=True, command_line="x" * (101 - room))
 
 
 @pytest.mark.parametrize(
@@ -509,7 +552,7 @@ def test_preserve_context_user_window_misses_the_kernel(bzimage, purgatory_ro):
 # --- elf-x86 --args-linux: a vmlinux -----------------------------------------------------------------
 
 def test_vmlinux_args_linux(tiny_elf32, initrd, purgatory_ro):
-    loaded = load(tiny_elf32, purgatory_ro, loader=ELF_LOADER, args_style="linux",
+    loaded = load(tiny_elf32, purgatory_ro, loader=elf_loader("elf-x86"), args_style="linux",
                   command_line="console=ttyS0", initrd=initrd(0x5000))
     assert [(s.mem, s.memsz) for s in loaded.segments[:2]] == [(0x1000000, 0x1000), (0x1001000, 0x3000)]
     page = zero_page_of(loaded)
@@ -517,24 +560,31 @@ def test_vmlinux_args_linux(tiny_elf32, initrd, purgatory_ro):
     assert u32(page, 0x214) == 0x1000000
     assert (u32(page, 0x218), u32(page, 0x21C)) == (0x1FFE0000 - 0x5000, 0x5000)
     zero = by_source(loaded, "zero page")
-    assert entry32_regs(eip=0x1000000, esi=zero.mem) in bytes(by_source(loaded, "purgatory").buf)
+    assert entry_regs("I", ip=0x1000000, si=zero.mem) in bytes(by_source(loaded, "purgatory").buf)
+
+
+def test_vmlinux_on_x86_64_enters_e_entry_with_rsi(tiny_elf64, purgatory64_ro):
+    loaded = load(tiny_elf64, purgatory64_ro, loader=elf_loader("elf-x86_64"), arch=X86_64, args_style="linux")
+    zero = by_source(loaded, "zero page")
+    entry = loaded.segments[0].mem  # tiny's e_entry: its first byte
+    assert entry_regs("Q", ip=entry, si=zero.mem) in bytes(by_source(loaded, "purgatory").buf)
 
 
 def test_vmlinux_preserve_context(tiny_elf32, purgatory_ro):
-    loaded = load(tiny_elf32, purgatory_ro, loader=ELF_LOADER, args_style="linux", preserve_context=True)
+    loaded = load(tiny_elf32, purgatory_ro, loader=elf_loader("elf-x86"), args_style="linux", preserve_context=True)
     assert loaded.backup_window == (Range(0, 0x5100000),)  # 0x1004000 + 64 MiB, MiB-rounded
 
 
 @pytest.mark.parametrize(
     "request_fields, arch, error, message",
     [
-        ({"entry": 0x1000000}, Arch.I386, UsageError, r"^elf-x86 --args-linux: --entry does not apply"),
-        ({}, Arch.X86_64, ImageError, r"only an i386 kernel can enter"),
+        ({"entry": 0x1000000}, I386, UsageError, r"^elf-x86 --args-linux: --entry does not apply"),
+        ({}, X86_64, ImageError, r"EM_386 image, but x86_64 kernels enter EM_X86_64 images"),
     ],
 )
 def test_vmlinux_refusals(tiny_elf32, purgatory_ro, request_fields, arch, error, message):
     with pytest.raises(error, match=message):
-        load(tiny_elf32, purgatory_ro, loader=ELF_LOADER, arch=arch, args_style="linux", **request_fields)
+        load(tiny_elf32, purgatory_ro, loader=elf_loader("elf-x86"), arch=arch, args_style="linux", **request_fields)
 
 
 @pytest.mark.parametrize(
@@ -547,7 +597,7 @@ def test_vmlinux_refusals(tiny_elf32, purgatory_ro, request_fields, arch, error,
 )
 def test_args_none_refuses_linux_options(tiny_elf32, purgatory_ro, request_fields, message):
     with pytest.raises(UsageError, match="^elf-x86 --args-none: " + message):
-        load(tiny_elf32, purgatory_ro, loader=ELF_LOADER, args_style="none", **request_fields)
+        load(tiny_elf32, purgatory_ro, loader=elf_loader("elf-x86"), args_style="none", **request_fields)
 
 
 # --- the command line tool -------------------------------------------------------------------------
@@ -618,7 +668,7 @@ BAD_LINUX_INPUT = [
     ("command-line-too-long", ["IMG", "--append", "x" * 2048], "the command line is 2048 bytes"),
     ("missing-initrd", ["IMG", "--ramdisk", "/nonexistent/initrd"],
      "initrd: cannot open /nonexistent/initrd: No such file or directory"),
-    ("x86_64", ["--arch", "x86_64", "IMG"], "only an i386 kernel can enter"),
+    ("x86_64", ["--arch", "x86_64", "IMG"], "lacks 0x1: no 64-bit entry (startup_64), which x86_64 kernels enter"),
 ]
 
 
@@ -635,3 +685,29 @@ def test_cli_bad_linux_input(run_cli, bzimage, initrd, machine_root, cli_purgato
     assert result.out == "" and result.err.count("\n") == 1 and result.err.startswith("kexec: ")
     assert message in result.err
     assert kernel.calls == [] and kernel.plans == []
+
+
+@pytest.mark.parametrize("pieces, node_count", [(10, 1), (140, 2)], ids=["zero-page-e820", "e820-ext-node-too"])
+def test_x86_64_preserve_context_makes_room_for_the_re_entry_page(bzimage, purgatory64_ro, pieces, node_count):
+    """The setup segment chains a SETUP_JUMP_BACK_PAGE node (after any SETUP_E820_EXT one) and
+    purgatory gets its payload's address: it saves the caller's re-entry page there."""
+    from kexec_py.bootparams import JUMP_BACK_PAGE, SETUP_DATA_HEADER, SETUP_JUMP_BACK_PAGE
+
+    # pieces of RAM and reserved memory: e820 entries past 128 go into the SETUP_E820_EXT node
+    regions = [(0, 0x9FBFF, "System RAM"), (0x100000, 0x7FFFFFF, "System RAM")] + [
+        (0x8000000 + i * 0x1000, 0x8000FFF + i * 0x1000, "Reserved" if i % 2 == 0 else "System RAM")
+        for i in range(pieces)]
+    loaded = load(bzimage(xloadflags=1), purgatory64_ro, memory=machine(regions), arch=X86_64,
+                  preserve_context=True, mem_max=0xFFFFFFF)
+    setup = by_source(loaded, "zero page")
+    buf = bytes(setup.buf)
+    node, nodes = struct.unpack_from("<Q", buf, 0x250)[0], []
+    while node:
+        next_node, kind, length = SETUP_DATA_HEADER.unpack_from(buf, node - setup.mem)
+        nodes.append((kind, length))
+        payload = node + SETUP_DATA_HEADER.size
+        node = next_node
+    assert nodes[-1] == (SETUP_JUMP_BACK_PAGE, JUMP_BACK_PAGE.size)
+    assert len(nodes) == node_count
+    assert buf[payload - setup.mem :] == bytes(JUMP_BACK_PAGE.size)  # purgatory fills it in
+    assert struct.pack("<Q", payload) in bytes(by_source(loaded, "purgatory").buf)

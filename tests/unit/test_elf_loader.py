@@ -9,10 +9,10 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from kexec_py.errors import ImageError, KexecError, UsageError
-from kexec_py.flags import Arch
+from kexec_py.arch import I386, X86_64
 from kexec_py.image_file import ImageFile
 from kexec_py.loaders import LoadRequest, Target, choose_loader
-from kexec_py.loaders.elf_x86 import LOADER
+from kexec_py.loaders.elf_x86 import loader
 from kexec_py.ranges import align_up
 from unit_support import PHYS, TINY_SEGMENTS, ElfPatcher, ram_map
 
@@ -21,8 +21,8 @@ PT_NULL, PT_NOTE = 0, 4
 EM_ARM = 40
 
 
-def load(path, arch=Arch.I386, entry=None, args_style="none"):
-    return LOADER.load(ImageFile.open(str(path)), LoadRequest(args_style, entry), Target(arch, MEMORY))
+def load(path, arch=I386, entry=None, args_style="none"):
+    return loader("elf-x86" if arch is I386 else "elf-x86_64").load(ImageFile.open(str(path)), LoadRequest(args_style, entry), Target(arch, MEMORY))
 
 
 def layout(loaded):
@@ -31,7 +31,7 @@ def layout(loaded):
 
 # --- good images ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bits, arch", [(32, Arch.I386), (64, Arch.X86_64)])
+@pytest.mark.parametrize("bits, arch", [(32, I386), (64, X86_64)])
 def test_tiny_image(request, bits, arch):
     path = request.getfixturevalue(f"tiny_elf{bits}")
     loaded = load(path, arch)
@@ -45,11 +45,11 @@ def test_tiny_image(request, bits, arch):
 
 
 def test_probe_picks_elf_x86(tiny_elf32, tmp_path):
-    assert choose_loader(ImageFile.open(tiny_elf32), None) is LOADER
+    assert choose_loader(ImageFile.open(tiny_elf32), None, I386).name == "elf-x86"
     other = tmp_path / "kernel.img"
     other.write_bytes(b"MZ" + bytes(510))
     with pytest.raises(ImageError, match=rf"^{other}: cannot determine the file type \(known: elf-x86, .*\)$"):
-        choose_loader(ImageFile.open(str(other)), None)
+        choose_loader(ImageFile.open(str(other)), None, I386)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ void _start(void) { scratch[0] = counter + banner[0]; for (;;) ; }
 """
 
 
-@pytest.mark.parametrize("bits, arch", [(32, Arch.I386), (64, Arch.X86_64)])
+@pytest.mark.parametrize("bits, arch", [(32, I386), (64, X86_64)])
 def test_gcc_default_layout(elf_builder, bits, arch):
     """gcc's own linker script (headers, text, rodata, data+bss in separate PT_LOADs):
     one segment per PT_LOAD at p_paddr, memsz page-rounded, file bytes as data."""
@@ -212,9 +212,9 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(
     "fixture, arch, message",
     [
-        ("tiny_elf32", Arch.X86_64,
+        ("tiny_elf32", X86_64,
          "EM_386 image, but x86_64 kernels enter EM_X86_64 images (--arch plans for another machine)"),
-        ("tiny_elf64", Arch.I386,
+        ("tiny_elf64", I386,
          "EM_X86_64 image, but i386 kernels enter EM_386 images (--arch plans for another machine)"),
     ],
 )
@@ -227,7 +227,7 @@ def test_image_for_the_other_architecture(request, fixture, arch, message):
 
 @pytest.mark.parametrize("bits", [32, 64])
 def test_gcc_relocatable_and_shared_objects(elf_builder, bits):
-    arch = Arch.I386 if bits == 32 else Arch.X86_64
+    arch = I386 if bits == 32 else X86_64
     obj = elf_builder.gcc(f"rel{bits}.o", C_PAYLOAD, ".c", bits, "-c", "-ffreestanding")
     with pytest.raises(ImageError, match=r"ELF type ET_REL, need an executable \(ET_EXEC\)"):
         load(obj, arch)
@@ -249,7 +249,7 @@ def test_every_truncation_is_an_image_error(request, tmp_path, fixture):
     """Cut the file after every header byte and around the segment data: a load either
     fails with ImageError or, once all segment bytes are there, succeeds."""
     path = request.getfixturevalue(fixture)
-    arch = Arch.I386 if fixture == "tiny_elf32" else Arch.X86_64
+    arch = I386 if fixture == "tiny_elf32" else X86_64
     with open(path, "rb") as f:
         data = f.read()
     data_end = 0x2004  # PT_LOAD[1]: p_offset 0x2000, p_filesz 4
@@ -269,4 +269,4 @@ def test_program_headers_past_any_file(tiny_elf64, tmp_path, phoff):
     raise OverflowError (seeking past what a file offset can be), not ImageError."""
     path = ElfPatcher(tiny_elf64).set("e_phoff", phoff).write(tmp_path / "far")
     with pytest.raises(ImageError, match=rf"program header table, 2 entries at {phoff:#x}, runs past the end"):
-        load(path, Arch.X86_64)
+        load(path, X86_64)

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from fuzz_support import Seed, field_map, hard_deadline, mutated
 from kexec_py.bootparams import HDR, HDR_LIMIT, SetupHeader, header_offset
 from kexec_py.errors import KexecError
-from kexec_py.flags import Arch, KexecFlags
+from kexec_py.arch import ARCHES, I386, X86_64
+from kexec_py.flags import KexecFlags
 from kexec_py.image_file import ImageFile
 from kexec_py.loaders import LoadRequest, Target, choose_loader
 from kexec_py.memmap import read_iomem, read_memory_map, read_sysfs_memmap, read_total_ram
@@ -78,14 +79,14 @@ def machine(name):
     return read_memory_map(recorded_tree(name))
 
 
-MACHINES = {Arch.I386: "qemu-i386-512M", Arch.X86_64: "qemu-x86_64-512M"}
+MACHINES = {I386: "qemu-i386-512M", X86_64: "qemu-x86_64-512M"}
 
 
 def plan_image(data: bytes, arch: Arch, request: LoadRequest, type_name=None):
     """What `kexec [--dry-run] -l` does with the file: probe, load, plan."""
     memory = machine(MACHINES[arch])
     image = ImageFile("fuzzed", memoryview(data))
-    loaded = choose_loader(image, type_name).load(image, request, Target(arch, memory))
+    loaded = choose_loader(image, type_name, arch).load(image, request, Target(arch, memory))
     flags = arch.kexec_arch | (KexecFlags.PRESERVE_CONTEXT if request.preserve_context else 0)
     return make_plan(loaded, int(flags), memory, loaded.backup_window)
 
@@ -96,23 +97,23 @@ def plan_image(data: bytes, arch: Arch, request: LoadRequest, type_name=None):
 def elf_seeds(kit_payloads, tiny_elf32, tiny_elf64):
     """{arch: [Seed, ...]}: the kit's examples and the tiny payloads."""
     seeds = {}
-    for arch, tiny in ((Arch.I386, tiny_elf32), (Arch.X86_64, tiny_elf64)):
+    for arch, tiny in ((I386, tiny_elf32), (X86_64, tiny_elf64)):
         with open(tiny, "rb") as f:
-            files = {"phy_mode": kit_payloads[arch.value][0], "entry_report": kit_payloads[arch.value][1],
+            files = {"phy_mode": kit_payloads[arch.name][0], "entry_report": kit_payloads[arch.name][1],
                      "tiny": f.read()}
-        seeds[arch] = [Seed(f"{name}-{arch.value}", data, field_map(data)) for name, data in files.items()]
+        seeds[arch] = [Seed(f"{name}-{arch.name}", data, field_map(data)) for name, data in files.items()]
     return seeds
 
 
 @given(st.data())
 def test_elf_loader_survives_mutations(elf_seeds, purgatory_ro, data):
-    arch = data.draw(st.sampled_from(list(Arch)), label="arch")
+    arch = data.draw(st.sampled_from(list(ARCHES.values())), label="arch")
     seed = data.draw(st.sampled_from(elf_seeds[arch]), label="seed")
     image = data.draw(seed.mutants(), label="image")
-    args = data.draw(st.sampled_from(["none", "linux"] if arch is Arch.I386 else ["none"]), label="args")
+    args = data.draw(st.sampled_from(["none", "linux"] if arch is I386 else ["none"]), label="args")
     request = LoadRequest(args, preserve_context=data.draw(st.booleans(), label="preserve"),
                           purgatory=purgatory_ro if args == "linux" else None)
-    tolerated(plan_image, image, arch, request, data.draw(st.sampled_from([None, "elf-x86"]), label="type"))
+    tolerated(plan_image, image, arch, request, data.draw(st.sampled_from([None, arch.image_type_names()[0]]), label="type"))
 
 
 # --- bzImage: the setup header, placement, the zero page -----------------------------------------
@@ -170,7 +171,7 @@ def test_bzimage_loader_survives_mutations(bzimage_seeds, purgatory_ro, initrd, 
     request = LoadRequest(command_line=data.draw(st.sampled_from([None, "console=ttyS0"]), label="cmdline"),
                           initrd=data.draw(st.sampled_from([None, initrd]), label="initrd"),
                           preserve_context=data.draw(st.booleans(), label="preserve"), purgatory=purgatory_ro)
-    tolerated(plan_image, image, Arch.I386, request, data.draw(st.sampled_from([None, "bzImage"]), label="type"))
+    tolerated(plan_image, image, I386, request, data.draw(st.sampled_from([None, "bzImage"]), label="type"))
 
 
 # --- purgatory.ro: its ELF relocatable object, linked into a bzImage load -----------------------
@@ -189,7 +190,7 @@ def test_purgatory_parser_survives_mutations(purgatory_seed, bzimage_seeds, scra
         f.write(data.draw(purgatory_seed.mutants(), label="purgatory"))
     request = LoadRequest(command_line="console=ttyS0", preserve_context=data.draw(st.booleans(), label="preserve"),
                           purgatory=path)
-    tolerated(plan_image, bzimage_seeds[0].data, Arch.I386, request, "bzImage")
+    tolerated(plan_image, bzimage_seeds[0].data, I386, request, "bzImage")
 
 
 # --- memory maps: sysfs memmap, /proc/iomem, /proc/meminfo ---------------------------------------

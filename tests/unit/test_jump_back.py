@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from kexec_py.flags import Arch
-from kexec_py.jump_back import EMPTY_SEGMENT, NothingToJumpBack, entry_from_cmdline, jump_back_plan
+from kexec_py.arch import I386, X86_64
+from kexec_py.bootparams import JUMP_BACK_PAGE, SETUP_JUMP_BACK_PAGE
+from kexec_py.jump_back import (NothingToJumpBack, empty_segment, entry_from_cmdline, jump_back_plan,
+                                read_jump_back_page)
 from kexec_py.segments import KexecPlan, Segment
 from unit_support import HOST_TREE, FakeKernel, write_tree
 
@@ -42,15 +44,16 @@ def test_nothing_to_jump_back_to(cmdline, message):
     assert message in str(refused.value)
 
 
-@pytest.mark.parametrize("arch, flags", [(Arch.I386, 0x30002), (Arch.X86_64, 0x3E0002)])
-def test_jump_back_plan(arch, flags):
+@pytest.mark.parametrize("arch, flags, mem", [(I386, 0x30002, 0xFFFFF000), (X86_64, 0x3E0002, 0x3FFFFFFFF000)])
+def test_jump_back_plan(arch, flags, mem):
     plan = jump_back_plan(0x9F123, arch, "--entry")
     assert (plan.entry, plan.flags) == (0x9F123, flags)  # KEXEC_PRESERVE_CONTEXT | the kernel's arch
-    # one segment that describes nothing: nr_segments 0 would unload instead
-    assert plan.segments == (EMPTY_SEGMENT,)
+    # one segment that describes nothing: nr_segments 0 would unload instead; at the top of
+    # the destination range, where even Linux 6.12's mem + memsz - 1 claims no page
+    assert plan.segments == (empty_segment(arch),)
     (segment,) = plan.segments
-    assert (segment.mem, segment.memsz, segment.bufsz) == (0, 0, 0)
-    assert plan.as_dict()["segments"] == [{"mem": 0, "memsz": 0, "bufsz": 0, "source": EMPTY_SEGMENT.source}]
+    assert (segment.mem, segment.memsz, segment.bufsz) == (mem, 0, 0)
+    assert plan.as_dict()["segments"] == [{"mem": mem, "memsz": 0, "bufsz": 0, "source": segment.source}]
 
 
 # --- the command line -----------------------------------------------------------------------------
@@ -73,7 +76,7 @@ def test_cli_loads_the_helper(run_cli, second_kernel):
     assert (result.code, result.out, result.err) == (0, "", "")
     assert kernel.calls == ["kexec_load"]
     (plan,) = kernel.plans
-    assert (plan.entry, plan.flags, plan.segments) == (0x9F123, 0x30002, (EMPTY_SEGMENT,))
+    assert (plan.entry, plan.flags, plan.segments) == (0x9F123, 0x30002, (empty_segment(I386),))
 
 
 def test_cli_entry_wins_over_proc_cmdline(run_cli, second_kernel):
@@ -101,7 +104,7 @@ def test_cli_dry_run_json(run_cli, second_kernel):
     assert {k: plan[k] for k in ("entry", "flags", "segments")} == {
         "entry": 0x9F123,
         "flags": 0x30002,
-        "segments": [{"mem": 0, "memsz": 0, "bufsz": 0, "source": EMPTY_SEGMENT.source}],
+        "segments": [{"mem": 0xFFFFF000, "memsz": 0, "bufsz": 0, "source": empty_segment(I386).source}],
     }
     assert "returns to 0x9f123" in plan["notes"][0]
 
@@ -114,7 +117,7 @@ def test_cli_dry_run_text(run_cli, second_kernel):
         "entry       = 0x9f123",
         "flags       = 0x30002 (KEXEC_PRESERVE_CONTEXT|KEXEC_ARCH_386)",
         "nr_segments = 1",
-        f"segment[0]: mem=0x00000000 memsz=0x0 bufsz=0x0  (empty)  {EMPTY_SEGMENT.source}",
+        f"segment[0]: mem=0xfffff000 memsz=0x0 bufsz=0x0  (empty)  {empty_segment(I386).source}",
     ]
 
 
@@ -143,3 +146,60 @@ def test_cli_refusals_load_nothing(run_cli, second_kernel, argv, cmdline, code, 
     assert result.out == "" and result.err.count("\n") == 1
     assert message.format(root=root) in result.err
     assert kernel.calls == [] and kernel.plans == [previous]
+
+
+# --- x86_64: the re-entry page, as purgatory saved it ---------------------------------------------
+
+PAGE = bytes(range(256)) * 16
+
+
+def write_setup_data(root, nodes):
+    """/sys/kernel/boot_params/setup_data/<n>/{type,data} as x86 ksysfs shows them."""
+    for index, (kind, data) in enumerate(nodes):
+        node = root / "sys" / "kernel" / "boot_params" / "setup_data" / str(index)
+        node.mkdir(parents=True)
+        (node / "type").write_text(f"{kind:#x}\n")
+        (node / "data").write_bytes(data)
+    return str(root)
+
+
+@pytest.mark.parametrize(
+    "nodes, found",
+    [
+        ([], None),
+        ([(1, b"\0" * 20), (SETUP_JUMP_BACK_PAGE, JUMP_BACK_PAGE.pack(0xE800000, PAGE))], (0xE800000, PAGE)),
+        ([(SETUP_JUMP_BACK_PAGE, b"short")], None),  # not one: no copy
+        ([(9, JUMP_BACK_PAGE.pack(0xE800000, PAGE))], None),  # another type
+    ],
+    ids=["none", "after-e820-ext", "short", "other-type"],
+)
+def test_read_jump_back_page(tmp_path, nodes, found):
+    assert read_jump_back_page(write_setup_data(tmp_path, nodes)) == found
+
+
+@pytest.mark.parametrize(
+    "arch, saved, segment, note",
+    [
+        (X86_64, (0xE800000, PAGE), (0xE800000, 0x1000, PAGE), None),
+        (X86_64, (0xE801000, PAGE), (0x3FFFFFFFF000, 0, b""), "no copy of the page at 0xe800000"),
+        (X86_64, None, (0x3FFFFFFFF000, 0, b""), "no copy of the page at 0xe800000"),
+        (I386, (0xE800000, PAGE), (0xFFFFF000, 0, b""), None),  # paging is off: nothing to map
+    ],
+    ids=["x86_64-saved", "x86_64-other-page", "x86_64-none", "i386"],
+)
+def test_jump_back_plan_maps_the_re_entry_page(arch, saved, segment, note):
+    plan = jump_back_plan(0xE8000F2, arch, "--entry", saved)
+    (s,) = plan.segments
+    assert (s.mem, s.memsz, bytes(s.buf)) == segment
+    assert (note in plan.notes[-1]) if note else len(plan.notes) == 1
+
+
+def test_cli_loads_the_saved_page_on_x86_64(run_cli, tmp_path):
+    root = write_setup_data(tmp_path, [(SETUP_JUMP_BACK_PAGE, JUMP_BACK_PAGE.pack(0xE800000, PAGE))])
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cmdline").write_text("console=ttyS0 kexec_jump_back_entry=0x000000000e8000f2\n")
+    kernel = FakeKernel()
+    result = run_cli(["--arch", "x86_64", "--machine-root", root, "--load-jump-back-helper"], kernel)
+    assert result.code == 0, result.err
+    (plan,) = kernel.plans
+    assert [(s.mem, s.memsz, bytes(s.buf)) for s in plan.segments] == [(0xE800000, 0x1000, PAGE)]

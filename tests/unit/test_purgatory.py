@@ -1,9 +1,10 @@
-"""The i386 purgatory (csrc/purgatory) and its loader (kexec_py/purgatory.py).
+"""The purgatories (csrc/purgatory: purgatory.ro for i386, purgatory64.ro for x86_64)
+and their loader (kexec_py/purgatory.py).
 
 Built with the system gcc into tmp.  The linker is checked against GNU ld
-linking the same object at the same address; the C SHA-256 and purgatory_main
-itself run in a hosted 32-bit process, so hashing, the refusal of corrupt
-memory and the jump-back command line are proven without a VM.
+linking the same object at the same address, for both; the C SHA-256 and
+purgatory_main itself run in a hosted 32-bit process, so hashing, the refusal
+of corrupt memory and the jump-back command line are proven without a VM.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,22 +25,49 @@ from kexec_py.purgatory import (
     JUMP_BACK_ENTRY_ROOM,
     Purgatory,
     default_purgatory_path,
-    entry32_regs,
+    entry_regs,
     sha256_params,
 )
+from kexec_py.arch import I386
 from kexec_py.ranges import PAGE_SIZE
 from kexec_py.segments import Segment
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PURGATORY_SRC = os.path.join(REPO, "csrc", "purgatory")
-PARAMS = {  # symbol -> size, the contract with csrc/purgatory/purgatory.h
-    "purgatory_entry32_regs": 36,
-    "purgatory_sha256_regions": 128,
-    "purgatory_sha256_digest": 32,
-    "purgatory_cmdline_end": 4,
-    "purgatory_serial_port": 2,
-}
 R_386_32, R_386_PC32 = 1, 2
+
+
+def params(word: int) -> dict[str, int]:
+    """symbol -> size, the contract with csrc/purgatory/purgatory.h (word: unsigned long's size)."""
+    return {
+        "purgatory_entry_regs": 9 * word,
+        "purgatory_sha256_regions": 2 * 16 * word,
+        "purgatory_sha256_digest": 32,
+        "purgatory_cmdline_end": word,
+        "purgatory_serial_port": 2,
+    }
+
+
+PARAMS = params(4)  # i386's
+
+
+@dataclass(frozen=True)
+class Built:
+    """One of the two purgatories as built, and how GNU ld links it."""
+
+    path: str
+    purgatory: Purgatory
+    emulation: str  # ld -m
+
+    @property
+    def params(self) -> dict[str, int]:
+        return params(self.purgatory.format.word_size)
+
+
+@pytest.fixture(scope="module", params=["i386", "x86_64"])
+def built(request, purgatory_ro, purgatory64_ro) -> Built:
+    path, emulation = {"i386": (purgatory_ro, "elf_i386"), "x86_64": (purgatory64_ro, "elf_x86_64")}[request.param]
+    return Built(path, Purgatory.from_file(path), emulation)
 
 
 def run(argv, **kwargs) -> subprocess.CompletedProcess:
@@ -64,9 +93,10 @@ def can_build_hosted_m32(tmp_path) -> bool:
 
 # --- the object ----------------------------------------------------------------------------
 
-def test_object_shape(purgatory):
+def test_object_shape(built):
+    purgatory = built.purgatory
     assert purgatory.alignment == PAGE_SIZE
-    assert purgatory.size % PAGE_SIZE == 0 and 0 < purgatory.size <= 2 * PAGE_SIZE
+    assert purgatory.size % PAGE_SIZE == 0 and 0 < purgatory.size <= 3 * PAGE_SIZE
     linked = purgatory.link(0x90000, {})
     seg = linked.segment
     assert (seg.mem, seg.memsz, seg.source) == (0x90000, purgatory.size, "purgatory")
@@ -90,8 +120,9 @@ def test_stack_is_on_pages_of_its_own(purgatory_ro, purgatory):
     assert seg.memsz - first_bss_page >= bss_size  # nothing with bytes shares its pages
 
 
-def test_every_parameter_has_its_exact_size(purgatory):
-    for name, size in PARAMS.items():
+def test_every_parameter_has_its_exact_size(built):
+    purgatory = built.purgatory
+    for name, size in built.params.items():
         purgatory.link(0x1000, {name: bytes(size)})
         for wrong in (size - 1, size + 1):
             with pytest.raises(ImageError, match=f"{name} is {size} bytes, got {wrong}"):
@@ -119,8 +150,9 @@ def test_bad_load_address(purgatory, load_addr):
         purgatory.link(load_addr, {})
 
 
-def test_default_serial_port_is_com1(purgatory, ld_symbols):
+def test_default_serial_port_is_com1(built, ld_symbols):
     """Unpatched parameters keep their .data values: 0x3f8, everything else 0."""
+    purgatory = built.purgatory
     linked = purgatory.link(0x100000, {})
     symbols = ld_symbols(0x100000)
     buf = bytes(linked.segment.buf)
@@ -130,20 +162,20 @@ def test_default_serial_port_is_com1(purgatory, ld_symbols):
         return buf[value - 0x100000 : value - 0x100000 + size]
 
     assert read("purgatory_serial_port") == struct.pack("<H", 0x3F8)
-    for name in ("purgatory_entry32_regs", "purgatory_sha256_regions", "purgatory_sha256_digest",
+    for name in ("purgatory_entry_regs", "purgatory_sha256_regions", "purgatory_sha256_digest",
                  "purgatory_cmdline_end"):
-        assert read(name) == bytes(PARAMS[name])
+        assert read(name) == bytes(built.params[name])
 
 
 # --- relocation, against GNU ld -------------------------------------------------------------
 
-def layout_script(purgatory_ro: str, load_addr: int) -> tuple[str, list[str]]:
+def layout_script(path: str, load_addr: int) -> tuple[str, list[str]]:
     """A linker script placing the allocated sections as kexec_py lays them out:
     those with contents in file order, then NOBITS."""
     from elftools.elf.constants import SH_FLAGS
     from elftools.elf.elffile import ELFFile
 
-    with open(purgatory_ro, "rb") as f:
+    with open(path, "rb") as f:
         sections = [
             (s.name, s["sh_type"] == "SHT_NOBITS")
             for s in ELFFile(f).iter_sections()
@@ -155,11 +187,12 @@ def layout_script(purgatory_ro: str, load_addr: int) -> tuple[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def ld_link(purgatory_ro, tmp_path_factory):
-    """ld_link(load_addr) -> (path of an ET_EXEC GNU ld made, its PROGBITS bytes)."""
+def ld_link(built, tmp_path_factory):
+    """ld_link(load_addr) -> (path of an ET_EXEC GNU ld made of `built`, its PROGBITS bytes)."""
     if not shutil.which("ld") or not shutil.which("objcopy"):
         pytest.skip("needs binutils")
     tmp = tmp_path_factory.mktemp("ld")
+    purgatory_ro = built.path
     # ld would merge SHF_MERGE strings (moving them); purgatory.py copies sections
     # as they are, so the reference link must not merge either.
     plain = tmp / "plain.ro"
@@ -177,7 +210,7 @@ def ld_link(purgatory_ro, tmp_path_factory):
         lds = tmp / f"at-{load_addr:x}.ld"
         lds.write_text(script)
         elf = tmp / f"at-{load_addr:x}.elf"
-        run(["ld", "-m", "elf_i386", *ld_quiet(), "-e", "purgatory_start",
+        run(["ld", "-m", built.emulation, *ld_quiet(), "-e", "purgatory_start",
              "-T", str(lds), "-o", str(elf), str(plain)])
         binary = tmp / f"at-{load_addr:x}.bin"
         keep = [arg for n in ordered for arg in ("-j", n)]
@@ -203,9 +236,9 @@ def ld_symbols(ld_link):
 
 
 @pytest.mark.parametrize("load_addr", [0x1000, 0x9A000, 0x123000, 0x7FFF000])
-def test_link_matches_gnu_ld(purgatory, ld_link, load_addr):
+def test_link_matches_gnu_ld(built, ld_link, load_addr):
     elf_path, reference = ld_link(load_addr)
-    linked = purgatory.link(load_addr, {})
+    linked = built.purgatory.link(load_addr, {})
     assert bytes(linked.segment.buf) == reference
     from elftools.elf.elffile import ELFFile
 
@@ -213,14 +246,15 @@ def test_link_matches_gnu_ld(purgatory, ld_link, load_addr):
         assert linked.entry == ELFFile(f)["e_entry"]
 
 
-def test_patched_parameters_land_on_their_symbols(purgatory, ld_symbols):
+def test_patched_parameters_land_on_their_symbols(built, ld_symbols):
+    purgatory = built.purgatory
     load = 0x234000
     values = {name: bytes((i * 7 + k) & 0xFF or 1 for k in range(size))
-              for i, (name, size) in enumerate(PARAMS.items())}
+              for i, (name, size) in enumerate(built.params.items())}
     buf = bytes(purgatory.link(load, values).segment.buf)
     for name, (address, size) in ld_symbols(load).items():
         if name in values:
-            assert size == PARAMS[name]
+            assert size == built.params[name]
             assert buf[address - load : address - load + size] == values[name], name
     # and nothing else moved
     base = bytearray(purgatory.link(load, {}).segment.buf)
@@ -230,29 +264,38 @@ def test_patched_parameters_land_on_their_symbols(purgatory, ld_symbols):
     assert bytes(base) == buf
 
 
-def test_two_addresses_differ_by_the_delta_at_absolute_sites_only(purgatory):
+def test_two_addresses_differ_by_the_delta_at_absolute_sites_only(built):
+    purgatory = built.purgatory
+    kinds = purgatory.format.relocations
     a, b = 0x100000, 0x3456000
     image_a = bytes(purgatory.link(a, {}).segment.buf)
     image_b = bytes(purgatory.link(b, {}).segment.buf)
-    absolute = {r.place for r in purgatory._relocations if r.type == R_386_32 and not r.absolute}
-    assert absolute and any(r.type == R_386_PC32 for r in purgatory._relocations)
-    for place in absolute:
-        va, vb = (struct.unpack_from("<I", img, place)[0] for img in (image_a, image_b))
+    absolute = {r.place: kinds[r.type].size for r in purgatory._relocations
+                if not kinds[r.type].pc_relative and not r.absolute}
+    assert absolute and any(kinds[r.type].pc_relative for r in purgatory._relocations)
+    for place, size in absolute.items():
+        va, vb = (int.from_bytes(img[place : place + size], "little") for img in (image_a, image_b))
         assert vb - va == b - a
     mask = bytearray(image_a)
     other = bytearray(image_b)
-    for place in absolute:
-        mask[place : place + 4] = other[place : place + 4] = b"\0" * 4
+    for place, size in absolute.items():
+        mask[place : place + size] = other[place : place + size] = bytes(size)
     assert mask == other  # PC32 between purgatory's own sections does not move
 
 
-def test_entry_saves_the_return_address_first(purgatory, ld_symbols):
-    """purgatory_start begins `mov (%esp),%eax; mov %eax,purgatory_jump_back_entry`."""
+def test_entry_saves_the_return_address_first(built, ld_symbols):
+    """purgatory_start begins `mov (%esp),%eax; mov %eax,purgatory_jump_back_entry`
+    (x86_64: `mov (%rsp),%rax; mov %rax,purgatory_jump_back_entry(%rip)`)."""
     load = 0x55000
-    linked = purgatory.link(load, {})
+    linked = built.purgatory.link(load, {})
     code = bytes(linked.segment.buf)[linked.entry - load :]
-    assert code[:4] == b"\x8b\x04\x24\xa3"
-    assert struct.unpack_from("<I", code, 4)[0] == ld_symbols(load)["purgatory_jump_back_entry"][0]
+    saved_at = ld_symbols(load)["purgatory_jump_back_entry"][0]
+    if built.purgatory.format.word_size == 4:
+        assert code[:4] == b"\x8b\x04\x24\xa3"
+        assert struct.unpack_from("<I", code, 4)[0] == saved_at
+    else:
+        assert code[:7] == b"\x48\x8b\x04\x24\x48\x89\x05"  # the second one's disp32 is from its end
+        assert linked.entry + 4 + 7 + struct.unpack_from("<i", code, 7)[0] == saved_at
 
 
 # --- objects purgatory.py must refuse --------------------------------------------------------
@@ -317,8 +360,10 @@ def test_refuses_non_objects(tmp_path, purgatory_ro):
     run(["ld", "-m", "elf_i386", *ld_quiet(), "-e", "purgatory_start", "-o", str(exe), purgatory_ro])
     with pytest.raises(ImageError, match="ET_EXEC, purgatory must be relocatable"):
         Purgatory.from_file(str(exe))
-    with pytest.raises(ImageError, match="ELF32 i386 object, not EM_X86_64"):
-        Purgatory.from_file(compile_object(tmp_path, "x.c", "int purgatory_start = 1;\n", "-m64"))
+    x86_64 = Purgatory.from_file(compile_object(tmp_path, "x.c", "int purgatory_start = 1;\n", "-m64"))
+    with pytest.raises(ImageError, match=r"an ELF64 x86_64 object, but i386 kernels enter ELF32 i386 objects"
+                                         r" \(purgatory\.ro\)$"):
+        x86_64.require_arch(I386)
     truncated = tmp_path / "truncated.ro"
     truncated.write_bytes(open(purgatory_ro, "rb").read()[:0x200])
     with pytest.raises(ImageError, match=r"truncated: the section header table \(\d+ entries at 0x[0-9a-f]+\)"
@@ -385,7 +430,8 @@ DAMAGED_OBJECTS = [
     ("elf-class-0", lambda d: d.header("e_ident[EI_CLASS]", 0),
      r"damaged ELF identification \(class and data encoding 0x00, 0x01\)$"),
     ("big-endian", lambda d: d.header("e_ident[EI_DATA]", 2),
-     r"purgatory must be an ELF32 i386 object, not machine 768$"),
+     r"purgatory must be an ELF32 i386 object \(EM_386\) or an ELF64 x86_64 object \(EM_X86_64\), not a big-endian"
+     r" machine 768$"),
     ("no-section-headers", lambda d: d.header("e_shnum", 0), r"no section headers$"),
     ("section-header-size", lambda d: d.header("e_shentsize", 41),
      r"e_shentsize is 41, ELF32 section headers take 40 bytes$"),
@@ -417,19 +463,21 @@ def test_truncated_header(purgatory_ro):
 
 # --- parameter values --------------------------------------------------------------------------
 
-def test_entry32_regs_layout():
-    regs = entry32_regs(eip=0x100000, esi=0x90000, ebx=3, ebp=8)
-    assert struct.unpack("<9I", regs) == (0, 3, 0, 0, 0x90000, 0, 0, 8, 0x100000)
-    assert len(entry32_regs(eip=1, esi=2, esp=0x9F000)) == PARAMS["purgatory_entry32_regs"]
+@pytest.mark.parametrize("word, size", [("I", 36), ("Q", 72)])
+def test_entry_regs_layout(word, size):
+    regs = entry_regs(word, ip=0x100000, si=0x90000, bx=3, bp=8)
+    assert struct.unpack(f"<9{word}", regs) == (0, 3, 0, 0, 0x90000, 0, 0, 8, 0x100000)
+    assert len(entry_regs(word, ip=1, si=2, sp=0x9F000)) == size
 
 
-def test_entry32_regs_refuses_nonsense():
+@pytest.mark.parametrize("word, too_big", [("I", 1 << 32), ("Q", 1 << 64)])
+def test_entry_regs_refuses_nonsense(word, too_big):
     with pytest.raises(TypeError, match="unknown register eflags"):
-        entry32_regs(eip=0, esi=0, eflags=2)
-    with pytest.raises(ValueError, match="esi"):
-        entry32_regs(eip=0, esi=1 << 32)
+        entry_regs(word, ip=0, si=0, eflags=2)
+    with pytest.raises(ValueError, match="si"):
+        entry_regs(word, ip=0, si=too_big)
     with pytest.raises(TypeError):
-        entry32_regs(esi=0)  # eip is required
+        entry_regs(word, si=0)  # ip is required
 
 
 def segments_for_hashing():
@@ -473,10 +521,10 @@ def test_sha256_params_fit_the_patch(purgatory):
 
 def test_default_path(monkeypatch, purgatory_ro):
     monkeypatch.setenv("KEXEC_PY_PURGATORY", purgatory_ro)
-    assert default_purgatory_path() == purgatory_ro
+    assert default_purgatory_path(I386) == purgatory_ro
     monkeypatch.delenv("KEXEC_PY_PURGATORY")
     try:
-        path = default_purgatory_path()
+        path = default_purgatory_path(I386)
     except ImageError as e:
         assert "no purgatory.ro" in str(e) and "make -C csrc/purgatory" in str(e)
     else:
@@ -554,16 +602,27 @@ PURGATORY_MAIN = r"""
 #include <unistd.h>
 #include "purgatory.h"
 
-/* The real ones: cli; hlt (entry32.S) and the 8250 (serial.c). */
+/* The real ones: cli; hlt (entry32.S) and the kit's 8250 console (lib/console.c);
+ * printf.o is the kit's own. */
+uint16_t kit_console_port;
+
 void purgatory_halt(void)
 {
 	fflush(stdout);
 	_exit(3);
 }
 
-void serial_putc(char c)
+void kit_putc(char c)
 {
+	if (c == '\n')
+		putchar('\r');
 	putchar(c);
+}
+
+void kit_puts(const char *s)
+{
+	while (*s)
+		kit_putc(*s++);
 }
 
 static unsigned hexval(char c)
@@ -576,10 +635,30 @@ static unsigned hexval(char c)
  * from stdin in order into separate buffers.  Prints the command line after
  * purgatory_main() ran on "console=ttyS0".
  */
+/* argv[1] = "copy": copy_jump_back_page() of a page of this process, its address and
+ * whether the bytes match printed. */
+static int copy_mode(void)
+{
+	static uint8_t page[JUMP_BACK_PAGE_SIZE] __attribute__((aligned(JUMP_BACK_PAGE_SIZE)));
+	static struct purgatory_jump_back_page copy;
+	unsigned i;
+
+	for (i = 0; i < sizeof(page); i++)
+		page[i] = (uint8_t)(i * 7 + 3);
+	purgatory_jump_back_entry = (unsigned long)page + 0xf2;
+	purgatory_jump_back_copy = (unsigned long)&copy;
+	purgatory_main();
+	printf("%d %d\n", copy.addr == (unsigned long)page, !memcmp(copy.bytes, page, sizeof(page)));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static char cmdline[256] = "console=ttyS0";
 	int i;
+
+	if (argc == 2 && !strcmp(argv[1], "copy"))
+		return copy_mode();
 
 	for (i = 0; i < 32; i++)
 		purgatory_sha256_digest[i] = (uint8_t)(hexval(argv[1][2 * i]) << 4 | hexval(argv[1][2 * i + 1]));
@@ -603,15 +682,15 @@ int main(int argc, char **argv)
 
 @pytest.fixture(scope="module")
 def hosted_purgatory(purgatory_build, tmp_path_factory):
-    """purgatory.o and sha256.o exactly as built for purgatory.ro, linked into a
-    32-bit user program that plays the kernel's part and the serial port's."""
+    """purgatory.o, sha256.o and the kit's printf.o exactly as built for purgatory.ro,
+    linked into a 32-bit user program that plays the kernel's part and the serial port's."""
     tmp = tmp_path_factory.mktemp("hosted")
     if not can_build_hosted_m32(tmp):
         pytest.skip("no 32-bit libc for a hosted -m32 build")
     (tmp / "main.c").write_text(PURGATORY_MAIN)
     tool = tmp / "purgatory"
     run(["gcc", "-m32", "-no-pie", "-O2", "-Wall", "-Werror", "-I", PURGATORY_SRC, "-o", str(tool),
-         str(tmp / "main.c"), *(os.path.join(purgatory_build, o) for o in ("purgatory.o", "sha256.o"))])
+         str(tmp / "main.c"), *(os.path.join(purgatory_build, o) for o in ("purgatory.o", "sha256.o", "printf.o"))])
     return str(tool)
 
 
@@ -652,6 +731,12 @@ def test_purgatory_main_names_a_single_region(hosted_purgatory):
     assert result.returncode == 3
     assert result.stdout.decode().startswith(
         "purgatory: sha256 mismatch in region 0\r\npurgatory: region 0 (start=0x")
+
+
+def test_purgatory_main_saves_the_re_entry_page(hosted_purgatory):
+    """purgatory_jump_back_copy set: the page holding the jump-back entry, address and bytes."""
+    result = subprocess.run([hosted_purgatory, "copy"], capture_output=True)
+    assert (result.returncode, result.stdout) == (0, b"1 1\n")
 
 
 def test_purgatory_main_without_regions_checks_nothing(hosted_purgatory):

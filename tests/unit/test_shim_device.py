@@ -164,11 +164,12 @@ def test_load_passes_the_plan(device_root):
 
 
 def test_jump_back_helper_plan_has_one_empty_segment(device_root):
-    from kexec_py.jump_back import EMPTY_SEGMENT
+    from kexec_py.arch import X86_64
+    from kexec_py.jump_back import empty_segment
 
     kernel_, device = make(device_root)
-    kernel_.kexec_load(KexecPlan(0x9F123, 0x3E0002, (EMPTY_SEGMENT,)))
-    assert device.loads == [(0x9F123, 1, 0x3E0002, [(b"", 0, 0, 0)])]
+    kernel_.kexec_load(KexecPlan(0x9F123, 0x3E0002, (empty_segment(X86_64),)))
+    assert device.loads == [(0x9F123, 1, 0x3E0002, [(b"", 0, 0x3FFFFFFFF000, 0)])]
 
 
 def test_more_than_16_segments_is_refused_before_the_ioctl(device_root):

@@ -56,6 +56,8 @@ KERNELS = {
 JUMPING = ("i386", "x86_64", "amd64")  # kernels that load phy_mode and jump before the rows
 LOAD = "--load-preserve-context --args-none"
 CMDLINE_SIZE = 2047  # bad_files.CMDLINE_SIZE: the cmdline_size of its bz-good
+BZIMAGE_TYPE = {"i386": "bzImage", "x86_64": "bzImage64"}  # -t, kexec-tools' per-arch names
+KNOWN_TYPES = r"\(known: (elf-x86, bzImage|elf-x86_64, bzImage64)\)"
 JUMP_BACK_ROOM = len(" kexec_jump_back_entry=0x00000000")  # what purgatory appends to a second kernel's
 
 
@@ -63,8 +65,9 @@ JUMP_BACK_ROOM = len(" kexec_jump_back_entry=0x00000000")  # what purgatory appe
 class Row:
     """One bad input. argv: what follows `kexec`, shell words with {load} (LOAD), {bad} (the
     bad files' directory), {payload} (phy_mode for the kernel's arch), {other} (phy_mode
-    for the other arch), {too_long} and {no_room} (command lines of CMDLINE_SIZE + 1 and
-    CMDLINE_SIZE bytes) in it. message: a regex searched in the one line on stderr."""
+    for the other arch), {bz} (the arch's bzImage type), {too_long} and {no_room} (command
+    lines of CMDLINE_SIZE + 1 and CMDLINE_SIZE bytes) in it. message: a regex searched in
+    the one line on stderr."""
 
     name: str
     argv: str
@@ -81,13 +84,14 @@ class Row:
         """The argv after `kexec` for an `arch` kernel; payload(arch) is phy_mode's path."""
         other = "x86_64" if arch == "i386" else "i386"
         words = shlex.split(self.argv.format(load=LOAD, bad=bad, payload=payload(arch), other=payload(other),
-                                             too_long="x" * (CMDLINE_SIZE + 1), no_room="x" * CMDLINE_SIZE))
+                                             bz=BZIMAGE_TYPE[arch], too_long="x" * (CMDLINE_SIZE + 1),
+                                             no_room="x" * CMDLINE_SIZE))
         return (["--dry-run"] if dry_run and self.dry_run else []) + words
 
 
 FILES = [
     Row("empty file", "{load} {bad}/empty", 255, r"/empty: empty file$"),
-    Row("text file", "{load} {bad}/text", 255, r"/text: cannot determine the file type \(known: elf-x86, bzImage\)$"),
+    Row("text file", "{load} {bad}/text", 255, r"/text: cannot determine the file type " + KNOWN_TYPES + "$"),
     Row("ELF cut in e_ident", "{load} {bad}/elf-cut-in-ident", 255,
         r"truncated or damaged ELF \(10 bytes, the ELF header alone takes (52|64)\)$"),
     Row("ELF cut in the ELF header", "{load} {bad}/elf-cut-in-ehdr", 255,
@@ -117,7 +121,7 @@ FILES = [
         r"truncated bzImage: 0x1000 bytes, the setup alone takes 0x3e00$"),
     Row("bzImage without a kernel", "--load-preserve-context {bad}/bz-no-kernel", 255,
         r"truncated bzImage: 0xa00 bytes, the setup alone takes 0xa00$"),
-    Row("bzImage shorter than its header", "-l -t bzImage {bad}/bz-too-short", 255,
+    Row("bzImage shorter than its header", "-l -t {bz} {bad}/bz-too-short", 255,
         r"not a bzImage \(only 768 bytes, a setup header needs 1024\)$"),
     Row("bzImage boot protocol 2.01", "-l {bad}/bz-old-protocol", 255, r"boot protocol 2\.01 is too old"),
     Row("zImage", "-l {bad}/bz-zimage", 255, r"a zImage \(LOADED_HIGH clear\): only bzImage kernels load high$"),
@@ -150,7 +154,7 @@ OPTIONS = [
     Row("-S with an image", "-S {payload}", 1, r"^kexec: --status takes no image$"),
     Row("--dry-run with -u", "--dry-run -u", 1, r"^kexec: --dry-run plans a load; it does not apply to --unload$"),
     Row("unknown -t type", "-t elf-arm {load} {payload}", 1,
-        r"^kexec: unknown image type 'elf-arm' \(known: elf-x86, bzImage\)$"),
+        r"^kexec: unknown image type 'elf-arm' " + KNOWN_TYPES + "$"),
     Row("--mem-min above the top of RAM", "{load} --mem-min 0x40000000 {payload}", 255,
         r"^kexec: --mem-min 0x40000000 is above the top of RAM \(0x[0-9a-f]+ in \S+\): the window"
         r" \[--mem-min, --mem-max\] holds no RAM$", binary=True),
@@ -182,13 +186,13 @@ OPTIONS = [
         r"^kexec: --backend chooses where a load goes; --exec follows the loaded image$", dry_run=False),
     Row("unknown --backend", "--backend module {load} {payload}", 1, r"argument --backend: invalid choice: 'module'"),
     Row("--initrd with --args-none", "{load} --initrd={payload} {payload}", 1,
-        r"^kexec: elf-x86 --args-none: --initrd need a Linux kernel"),
-    Row("no --args-none", "--load-preserve-context {payload}", 1, r"^kexec: elf-x86: say --args-none"),
-    Row("not a bzImage", "-l -t bzImage {bad}/good", 255,
+        r"^kexec: elf-x86(_64)? --args-none: --initrd need a Linux kernel"),
+    Row("no --args-none", "--load-preserve-context {payload}", 1, r"^kexec: elf-x86(_64)?: say --args-none"),
+    Row("not a bzImage", "-l -t {bz} {bad}/good", 255,
         r"/good: not a bzImage \(no 0xAA55 boot flag at 0x1fe and \"HdrS\" at 0x202\)$"),
-    Row("Linux kernel on x86_64", "-l {bad}/bz-good --reuse-cmdline", 255,
-        r"/bz-good: Linux kernels are booted through kexec-py's 32-bit purgatory, which only an i386 kernel can"
-        r" enter \(x86_64 enters images in 64-bit mode; --arch i386 plans for an i386 machine\)$",
+    Row("bzImage without the 64-bit entry on x86_64", "-l {bad}/bz-good --reuse-cmdline", 255,
+        r"/bz-good: xloadflags 0x0 lacks 0x1: no 64-bit entry \(startup_64\), which x86_64 kernels enter"
+        r" \(an i386 kernel\? --arch i386 plans for an i386 machine\)$",
         kernels=("x86_64", "amd64")),
     Row("missing initrd", "-l {bad}/bz-good --initrd={bad}/nonesuch --reuse-cmdline", 255,
         r"^kexec: initrd: cannot open \S+/nonesuch: No such file or directory$", kernels=("i386",)),

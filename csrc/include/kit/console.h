@@ -8,6 +8,11 @@
 #define KIT_CONSOLE_H
 
 #include <stdarg.h>
+#include <stdint.h>
+
+/* The 8250's I/O port, COM1 unless the program says otherwise; 0: output goes
+ * nowhere (the purgatory sets it from its purgatory_serial_port parameter). */
+extern uint16_t kit_console_port;
 
 void kit_putc(char c);
 void kit_puts(const char *s);	/* no newline added */
