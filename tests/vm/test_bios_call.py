@@ -1,7 +1,8 @@
 """Calling the BIOS from a running Linux and getting the answer back: `kexec --call` with the
 examples the .deb ships (bios-e820, bios-memsize, cpuid) on our i386 and x86_64 kernels (the
-kernel's own KEXEC_JUMP) and on Debian's stock amd64 kernel (through the kernel driver shim).
-One guest per kernel serves every test here.
+kernel's own KEXEC_JUMP) and on Debian's stock amd64 and 686-pae kernels (through the kernel
+driver shim). One guest per kernel serves every test here; vbe-info and edd get an x86_64 guest
+with QEMU's std VGA and a virtio disk.
 
 What must hold: the BIOS's E820 map is the one the kernel recorded from firmware, entry for
 entry; twenty calls leave 64 MiB of Linux memory and every page Linux has below 640 KiB as they
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.vm
 
 CSRC = Path(__file__).resolve().parents[2] / "csrc"
 # guest kind -> (arch, kernel: None for ours, else the stock Debian package)
-KINDS = {"i386": ("i386", None), "x86_64": ("x86_64", None), "amd64-shim": ("x86_64", "debian:linux-image-amd64")}
+KINDS = {"i386": ("i386", None), "x86_64": ("x86_64", None), "amd64-shim": ("x86_64", "debian:linux-image-amd64"),
+         "686-pae-shim": ("i386", "debian:linux-image-686-pae")}
 # /sys/firmware/memmap/N/type -> the E820 type the kernel read it from (arch/x86/kernel/e820.c)
 E820_TYPES = {"System RAM": 1, "Reserved": 2, "ACPI Tables": 3, "ACPI Non-volatile Storage": 4,
               "Unusable memory": 5, "Persistent Memory (legacy)": 7}
