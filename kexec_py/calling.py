@@ -12,7 +12,8 @@ in this one process; the page addresses are read again after the jump, and
 a page the kernel moved meanwhile (compaction) fails the call rather than
 returning what lies there now.
 
-Everything but ResultBuffer and run() is a pure function of bytes and plans.
+The call block, the result header and the placement rule are pure functions of bytes and
+plans (tests/unit/test_calling.py); ResultBuffer, pin_outside, run and call touch the system.
 """
 
 from __future__ import annotations
