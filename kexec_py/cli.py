@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     image = parser.add_argument_group("image")
     image.add_argument("image", nargs="?", metavar="IMAGE",
-                       help="the file to load; the name of an installed example payload"
-                       " (phy_mode, entry_report, bios-e820, bios-memsize, cpuid, edd, vbe-info) works from any directory")
+                       help="the file to load; the name of an installed example payload (phy_mode,"
+                       " entry_report, bios-e820, bios-memsize, cpuid, edd, vbe-info) works from any"
+                       " directory")
     image.add_argument("-t", "--type", metavar="TYPE",
                        help="image type instead of probing (elf-x86, bzImage)")
     args_style = image.add_mutually_exclusive_group()
