@@ -9,7 +9,7 @@ from setuptools.command.build import build
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAYLOAD_BUILD = os.path.join("build", "payloads")
-EXAMPLES = ("phy_mode", "entry_report")
+EXAMPLES = ("phy_mode", "entry_report", "bios-e820", "bios-memsize", "cpuid", "edd", "vbe-info")
 PAYLOAD_ARCHES = ("i386", "x86_64")
 
 

@@ -107,11 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="in a kernel started by a preserve-context kexec: load the way back, so that kexec -e"
         " returns to the kernel that jumped here (entry from --entry, else from"
         " kexec_jump_back_entry= on /proc/cmdline)")
+    add("--call", dest="action", action="store_const", const="call",
+        help="run the payload IMAGE once in physical mode and print what it reports: load it with"
+        " --load-preserve-context, jump, read its answer through a result buffer pinned in this"
+        " process, unload it (refused while an image is loaded). Exits 255 with one line if the"
+        " payload faults or returns non-zero")
 
     image = parser.add_argument_group("image")
     image.add_argument("image", nargs="?", metavar="IMAGE",
-                       help="the file to load; the name of an installed example payload"
-                       " (phy_mode, entry_report) works from any directory")
+                       help="the file to load; the name of an installed example payload (phy_mode,"
+                       " entry_report, bios-e820, bios-memsize, cpuid, edd, vbe-info) works from any"
+                       " directory")
     image.add_argument("-t", "--type", metavar="TYPE",
                        help="image type instead of probing, named as kexec-tools names them for the"
                        " kernel's arch (" + IMAGE_TYPES_HELP + ")")
@@ -181,8 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="plan the load and print it, without any system call"
                         " (works as any user, on any machine)")
     output.add_argument("--json", action="store_true",
-                        help="with --dry-run: print the plan as one JSON object")
+                        help="with --dry-run: print the plan as one JSON object; with --call: ask the"
+                        " payload for one JSON object (the parameter json=1)")
     output.add_argument("-v", "--version", action="version", version=f"kexec-py {__version__}")
+
+    calling = parser.add_argument_group("calling a payload (--call)")
+    calling.add_argument("--param", dest="params", action="append", metavar="KEY=VALUE",
+                         help="a parameter for the payload (kit_param() in the payload kit); repeatable")
 
     planning = parser.add_argument_group("planning for another machine")
     planning.add_argument("--arch", choices=_ArchNames(),
@@ -246,8 +257,12 @@ class _Backends:
 
 def _run(args: argparse.Namespace, backends: _Backends) -> int:
     action = args.action or "load-and-shutdown"
+    if args.params and action != "call":
+        raise UsageError("--param goes with --call")
+    if action == "call":
+        return _call(args, backends)
     if args.json and not args.dry_run:
-        raise UsageError("--json goes with --dry-run")
+        raise UsageError("--json goes with --dry-run or --call")
     if action in ("exec", "unload", "status"):
         if args.image:
             raise UsageError(f"--{action} takes no image")
@@ -275,6 +290,14 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
         return _exec(args, backends)
     if action == "load-and-shutdown":
         target.shutdown_reboot()
+    return 0
+
+
+def _call(args: argparse.Namespace, backends: _Backends) -> int:
+    from kexec_py import calling
+
+    sys.stdout.buffer.write(calling.run(args, backends).check(args.image))
+    sys.stdout.flush()
     return 0
 
 

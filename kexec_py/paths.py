@@ -16,7 +16,7 @@ import os
 import sys
 
 PAYLOAD_ROOT = os.path.join(sys.prefix, "lib", "kexec-py")
-EXAMPLES = ("phy_mode", "entry_report")
+EXAMPLES = ("phy_mode", "entry_report", "bios-e820", "bios-memsize", "cpuid", "edd", "vbe-info")
 
 
 def example_payload(name: str, arch: str, payload_root: str = PAYLOAD_ROOT) -> str | None:

@@ -102,6 +102,8 @@ _start:
 	subl	$12, %esp		/* keep ESP 16-byte aligned at the call */
 	pushl	$kit_entry
 	call	payload_main		/* int payload_main(const struct kit_entry_state *) */
+	movl	%eax, (%esp)		/* its return value, for the result channel */
+	call	kit_call_returned	/* void kit_call_returned(int): kit/call.h */
 	addl	$16, %esp
 
 	/* A load without KEXEC_PRESERVE_CONTEXT enters with 0 in the return
@@ -168,9 +170,12 @@ kit_gdt:
 	.fill	KIT_CODE_SEL / 8, 8, 0		/* entries 0-11: null */
 	.quad	KIT_DESC_CODE32_FLAT		/* 0x60 */
 	.quad	KIT_DESC_DATA32_FLAT		/* 0x68 */
+	.quad	KIT_DESC_CODE16_THUNK		/* 0x70: kit_bios_call */
+	.quad	KIT_DESC_DATA16			/* 0x78 */
 kit_gdt_end:
 	.balign	4
 	.word	0				/* align the base field */
+	.globl	kit_gdt_ptr
 kit_gdt_ptr:
 	.word	kit_gdt_end - kit_gdt - 1
 	.long	kit_gdt

@@ -4,6 +4,7 @@
  * bookkeeping around the report (see kit/fault.h), and the report of a
  * return with nowhere to go.
  */
+#include <kit/call.h>
 #include <kit/console.h>
 #include <kit/cpu.h>
 #include <kit/fault.h>
@@ -15,6 +16,7 @@
 #endif
 
 void kit_no_return(void) __attribute__((noreturn));
+void kit_call_faulted(const struct kit_fault *f);
 
 struct kit_fault kit_last_fault;
 volatile uint32_t kit_calls;		/* incremented by _start on every entry */
@@ -79,6 +81,7 @@ void kit_fault_finish(void)
 		kit_puts("kit: no kernel to return to (not loaded with --load-preserve-context); halted\n");
 		kit_halt();
 	}
+	kit_call_faulted(&kit_last_fault);
 	kit_console_newline();
 	kit_printf("kit: call %u abandoned after the fault; returning to the kernel\n",
 		   (unsigned int)kit_last_fault.call);

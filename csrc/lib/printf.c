@@ -1,5 +1,7 @@
 /*
- * lib/printf.c - kit_printf, a small printf for the serial console.
+ * lib/printf.c - kit_printf, a small printf for the serial console, and
+ * kit_vformat, the same formatting into any sink (the result channel's
+ * kit_result_printf uses it).
  *
  * Numbers go through 64 bits so that %llx/%llu work, but never through
  * libgcc: on i386 a 64-by-32 division is two 32-bit `divl`s (x86_64 has
@@ -30,20 +32,21 @@ static uint32_t div64_32(uint64_t *n, uint32_t base)
 #endif
 }
 
-static int repeat(char c, int n)
-{
-	int count = 0;
-
-	for (; n > 0; n--, count++)
-		kit_putc(c);
-	return count;
-}
-
 struct spec {
+	void (*put)(char);
 	int width;
 	int left;	/* '-' */
 	int zero;	/* '0' */
 };
+
+static int repeat(const struct spec *sp, char c, int n)
+{
+	int count = 0;
+
+	for (; n > 0; n--, count++)
+		sp->put(c);
+	return count;
+}
 
 static int put_field(const struct spec *sp, const char *prefix, const char *body, int len)
 {
@@ -51,15 +54,15 @@ static int put_field(const struct spec *sp, const char *prefix, const char *body
 
 	fill = sp->width - plen - len;
 	if (!sp->left && !sp->zero)
-		count += repeat(' ', fill);
+		count += repeat(sp, ' ', fill);
 	for (int i = 0; i < plen; i++, count++)
-		kit_putc(prefix[i]);
+		sp->put(prefix[i]);
 	if (!sp->left && sp->zero)
-		count += repeat('0', fill);
+		count += repeat(sp, '0', fill);
 	for (int i = 0; i < len; i++, count++)
-		kit_putc(body[i]);
+		sp->put(body[i]);
 	if (sp->left)
-		count += repeat(' ', fill);
+		count += repeat(sp, ' ', fill);
 	return count;
 }
 
@@ -76,12 +79,12 @@ static int put_number(const struct spec *sp, uint64_t v, uint32_t base, int uppe
 	return put_field(sp, prefix, buf + n, (int)sizeof(buf) - n);
 }
 
-int kit_vprintf(const char *fmt, va_list ap)
+int kit_vformat(void (*put)(char), const char *fmt, va_list ap)
 {
 	int count = 0;
 
 	for (; *fmt; fmt++) {
-		struct spec sp = { 0, 0, 0 };
+		struct spec sp = { put, 0, 0, 0 };
 		int longs = 0;
 		uint64_t u;
 		int64_t d;
@@ -89,7 +92,7 @@ int kit_vprintf(const char *fmt, va_list ap)
 		char c;
 
 		if (*fmt != '%') {
-			kit_putc(*fmt);
+			put(*fmt);
 			count++;
 			continue;
 		}
@@ -138,20 +141,25 @@ int kit_vprintf(const char *fmt, va_list ap)
 			count += put_field(&sp, "", s, (int)strlen(s));
 			break;
 		case '%':
-			kit_putc('%');
+			put('%');
 			count++;
 			break;
 		case '\0':		/* lone '%' at the end */
-			kit_putc('%');
+			put('%');
 			return count + 1;
 		default:		/* unknown: show it as written */
-			kit_putc('%');
-			kit_putc(*fmt);
+			put('%');
+			put(*fmt);
 			count += 2;
 			break;
 		}
 	}
 	return count;
+}
+
+int kit_vprintf(const char *fmt, va_list ap)
+{
+	return kit_vformat(kit_putc, fmt, ap);
 }
 
 int kit_printf(const char *fmt, ...)

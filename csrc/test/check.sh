@@ -107,7 +107,7 @@ faults() {	# faults NAME RUNNER VECTOR NAME-OF-VECTOR IP-REGEX [EXTRA-REGEX]
 EIP="EIP=0x010[0-9a-f]\{5\}"
 faults fault_de run 0 "#DE divide error" "$EIP"
 faults fault_ud run 6 "#UD invalid opcode" "$EIP"
-faults fault_gp run 13 "#GP general protection" "$EIP" " error=0x00000078"
+faults fault_gp run 13 "#GP general protection" "$EIP" " error=0x00000080"
 
 run no_return "$O/i386/phy_mode" "calls=1 plain" 5
 r=0
@@ -185,6 +185,41 @@ for a in "" 64; do
 	lacks fault_no_return$a "fake_kernel: return" || r=1
 	lacks fault_no_return$a "abandoned" || r=1
 	verdict $r fault_no_return$a
+done
+
+# kit_bios_call (kit/bios.h) from both trampolines, against QEMU's SeaBIOS
+# (and SeaVGABIOS):
+# without a caller the result goes to the console; the pages it borrows
+# below 1 MiB hold the fake kernel's pattern again after every return
+for a in "" 64; do
+	arch=i386; [ -n "$a" ] && arch=x86_64
+	run$a bios_e820$a "$O/$arch/bios-e820" "calls=2 bios" 30
+	r=0
+	count bios_e820$a "0x0000000000000000-0x000000000009fbff 1 (usable)" 2 || r=1
+	count bios_e820$a "0x0000000000100000-0x0000000003fdffff 1 (usable)" 2 || r=1
+	has bios_e820$a "fake_kernel: return 2 ok" || r=1
+	has bios_e820$a "fake_kernel: done" || r=1
+	verdict $r bios_e820$a
+	run$a bios_memsize$a "$O/$arch/bios-memsize" "calls=1 bios" 30
+	r=0
+	has bios_memsize$a "conventional: 639 KiB" || r=1
+	has bios_memsize$a "e801: 15360 KiB 1M-16M, 766 x 64 KiB above 16M" || r=1
+	has bios_memsize$a "fake_kernel: done" || r=1
+	verdict $r bios_memsize$a
+	# the video BIOS of QEMU's std VGA (VBE) and SeaBIOS's int 13h on a 64 MiB virtio disk
+	QEMU_EXTRA="-device VGA" run$a vbe_info$a "$O/$arch/vbe-info" "calls=1 bios" 60
+	r=0
+	has vbe_info$a "VBE 3.0, SeaBIOS VBE(C) 2011, 16384 KiB" || r=1
+	has vbe_info$a "mode 0x144: 1024x768x32" || r=1
+	has vbe_info$a "fake_kernel: done" || r=1
+	verdict $r vbe_info$a
+	truncate -s 64M "$O/test/edd.img"
+	QEMU_EXTRA="-drive file=$O/test/edd.img,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0" \
+		run$a edd$a "$O/$arch/edd" "calls=1 bios" 60
+	r=0
+	has edd$a "drive 0x80: EDD 0x30, 131072 sectors of 512 bytes, C/H/S 130/16/63" || r=1
+	has edd$a "fake_kernel: done" || r=1
+	verdict $r edd$a
 done
 
 echo "$pass passed, $fail failed"

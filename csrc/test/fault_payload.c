@@ -9,8 +9,8 @@
  * FAULT_VECTOR chooses the fault:
  *   0  #DE  divl by zero.
  *   6  #UD  ud2.
- *  13  #GP  i386: loading ES with selector 0x78, one past the end of the
- *           kit's GDT (limit 0x6f): error code 0x78.  A stray pointer does
+ *  13  #GP  i386: loading ES with selector 0x80, one past the end of the
+ *           kit's GDT (limit 0x7f): error code 0x80.  A stray pointer does
  *           not fault on i386: paging is off and the kernel's (and the
  *           kit's) segments are flat 4 GiB ones, so any address is "valid"
  *           and a wild access reads or writes physical memory, Linux's
@@ -44,7 +44,7 @@ static void raise_fault(void)
 #elif FAULT_VECTOR == 13 && defined(__x86_64__)
 	__asm__ volatile("movabsq $0x8000000000000000, %%rax\n\tmovq (%%rax), %%rax" : : : "rax");
 #elif FAULT_VECTOR == 13
-	__asm__ volatile("movl $0x78, %%eax\n\tmovl %%eax, %%es" : : : "eax", "memory");
+	__asm__ volatile("movl $0x80, %%eax\n\tmovl %%eax, %%es" : : : "eax", "memory");
 #elif FAULT_VECTOR == 14 && defined(__x86_64__)
 	__asm__ volatile("movabsq $0x00007f0000000000, %%rax\n\tmovq (%%rax), %%rax" : : : "rax");
 #else

@@ -116,6 +116,8 @@ _start:
 
 	movq	$kit_entry, %rdi	/* RSP 16-byte aligned at the call (SysV) */
 	call	payload_main		/* int payload_main(const struct kit_entry_state *) */
+	movl	%eax, %edi		/* its return value, for the result channel */
+	call	kit_call_returned	/* void kit_call_returned(int): kit/call.h */
 
 	/* A load without KEXEC_PRESERVE_CONTEXT enters with 0 in the return
 	 * slot: there is no kernel to go back to. Say so and halt. */
@@ -206,9 +208,12 @@ kit_gdt:
 	.quad	KIT_DESC_CODE32_FLAT		/* 0x08: the kernel's KERNEL32_CS */
 	.quad	KIT_DESC_CODE64			/* 0x10: KERNEL_CS */
 	.quad	KIT_DESC_DATA32_FLAT		/* 0x18: KERNEL_DS */
+	.quad	KIT_DESC_CODE16_THUNK		/* 0x20: kit_bios_call */
+	.quad	KIT_DESC_DATA16			/* 0x28 */
 kit_gdt_end:
 	.balign	8
 	.skip	6				/* align the base field */
+	.globl	kit_gdt_ptr
 kit_gdt_ptr:
 	.word	kit_gdt_end - kit_gdt - 1
 	.quad	kit_gdt

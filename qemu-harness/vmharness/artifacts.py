@@ -50,7 +50,7 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
             mem_mb: int = 512, append: str = "", arch: GuestArch | str = I386,
             kernel: str | None = None, smp: int | None = None, shim: bool = True,
             shim_source: Path = SHIM_SOURCE, dkms: bool = False, disk: str | int | None = None,
-            nics: tuple[str, ...] = ()) -> BootSpec:
+            nics: tuple[str, ...] = (), vga: bool = False) -> BootSpec:
     """Build (or take from the cache) the guest's kernel and base rootfs, write this run's
     initramfs into workdir and return how to boot it.
 
@@ -63,6 +63,7 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
     disk: the size (parse_size) of a blank virtio-blk disk, a sparse file in workdir, which
     the guest's /init formats (ext4) and mounts on /mnt/disk. nics: NIC models (`virtio-net`,
     `e1000`), joined by a QEMU hub to each other only; MAC addresses guest.nic_mac(index).
+    vga: QEMU's std VGA card (its video BIOS answers VBE calls; nothing is displayed).
     """
     arch = guest_arch(arch)
     if unknown := [model for model in nics if model not in NIC_DEVICES]:
@@ -98,7 +99,7 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
         with open(disk_image, "wb") as scratch:
             os.truncate(scratch.fileno(), disk_bytes)   # sparse: only what the guest writes
     return BootSpec(image, initrd, mem_mb, append, arch.qemu, cpu, smp or default_smp,
-                    disk_image, tuple(nics))
+                    disk_image, tuple(nics), vga)
 
 
 def concatenate(archives: list[Path], out: Path) -> None:

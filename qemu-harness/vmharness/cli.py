@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         choices=list(NIC_DEVICES),
                         help=f"a network card ({', '.join(NIC_DEVICES)}); repeat for more. All "
                         "of them are joined by one QEMU hub, to each other and to nothing else")
+    parser.add_argument("--vga", action="store_true",
+                        help="QEMU's std VGA card, for payloads that call its video BIOS (VBE); "
+                        "nothing is displayed")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=600.0,
                         help="longest the script may run (default %(default)s)")
     args = parser.parse_args(argv)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add), debs_in_root=args.dkms),
                            args.kernel_variant, args.mem, args.append, args.arch, args.kernel,
                            args.smp, args.shim and not args.dkms, args.shim_source, args.dkms,
-                           args.disk, tuple(args.nics))
+                           args.disk, tuple(args.nics), args.vga)
         except BuildError as error:
             print(f"run-vm: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED

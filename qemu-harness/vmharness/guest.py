@@ -36,6 +36,7 @@ class BootSpec:
     smp: int = 1
     disk: Path | None = None     # a raw image, the guest's virtio-blk /dev/vda
     nics: tuple[str, ...] = ()   # NIC models (NIC_DEVICES), in PCI order, on one QEMU hub
+    vga: bool = False            # QEMU's std VGA, whose video BIOS has VBE (-display none all the same)
 
     def argv(self, interactive: bool = False) -> list[str]:
         # signal=off: in an interactive session ^C belongs to the guest, not to QEMU
@@ -51,10 +52,10 @@ class BootSpec:
                 *self.device_args()]
 
     def device_args(self) -> list[str]:
-        """The disk and the NICs. The NICs are joined to each other by a QEMU hub and to
+        """The VGA card, the disk and the NICs. The NICs are joined to each other by a QEMU hub and to
         nothing else (no user-mode network, no tap): a frame leaves one NIC and reaches the
         others, never the host."""
-        args = []
+        args = ["-device", "VGA"] if self.vga else []
         if self.disk:
             # cache=unsafe: the guest's flushes end in QEMU's page cache; the host never needs
             # the scratch file to survive a crash of its own

@@ -110,6 +110,9 @@ def test_contents(deb):
     for path in ("/usr/sbin/kexec", "/usr/share/man/man8/kexec.8.gz",
                  "/usr/lib/kexec-py/i386/phy_mode", "/usr/lib/kexec-py/i386/entry_report",
                  "/usr/lib/kexec-py/x86_64/phy_mode", "/usr/lib/kexec-py/x86_64/entry_report",
+                 *(f"/usr/lib/kexec-py/{arch}/{name}" for arch in ("i386", "x86_64")
+                   for name in ("bios-e820", "bios-memsize", "cpuid", "edd", "vbe-info")),
+                 "/usr/lib/python3/dist-packages/kexec_py/calling.py",
                  "/usr/lib/python3/dist-packages/kexec_py/cli.py",
                  "/usr/lib/python3/dist-packages/kexec_py/_kexec_ffi.py",
                  "/usr/lib/python3/dist-packages/kexec_py/data/purgatory.ro",

@@ -161,7 +161,7 @@ BAD_INPUT = [
     ("exec-and-unload", ["-e", "-u"], 1, "not allowed with argument"),
     ("status-and-load", ["-S", "--load-preserve-context", "IMG"], 1, "not allowed with argument"),
     ("two-arg-styles", ["-l", "--args-none", "--args-linux", "IMG"], 1, "not allowed with argument"),
-    ("json-without-dry-run", ["--json", "-l", "--args-none", "IMG"], 1, "kexec: --json goes with --dry-run\n"),
+    ("json-without-dry-run", ["--json", "-l", "--args-none", "IMG"], 1, "kexec: --json goes with --dry-run or --call\n"),
     ("exec-with-image", ["-e", "IMG"], 1, "kexec: --exec takes no image\n"),
     ("unload-with-image", ["-u", "IMG"], 1, "kexec: --unload takes no image\n"),
     ("status-with-image", ["-S", "IMG"], 1, "kexec: --status takes no image\n"),

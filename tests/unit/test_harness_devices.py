@@ -36,6 +36,13 @@ def test_no_devices_by_default() -> None:
     assert argv[argv.index("-smp") + 1] == "1,sockets=1"
 
 
+def test_vga_is_the_std_vga_card_and_nothing_else() -> None:
+    """run-vm --vga: QEMU's std VGA (SeaVGABIOS with VBE), for payloads that call int 10h."""
+    argv = BootSpec(Path("bz"), Path("rd"), vga=True).argv()
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "-device"] == ["VGA"]
+    assert argv[argv.index("-display") + 1] == "none"
+
+
 def test_every_cpu_is_a_socket_of_its_own() -> None:
     """SeaBIOS's MP table (our kernels have no ACPI) lists the first CPU of each package only."""
     argv = BootSpec(Path("bz"), Path("rd"), smp=4).argv()

@@ -14,7 +14,7 @@ from kexec_py.ranges import PAGE_SIZE, align_up
 from unit_support import HOST_TREE, REPO, recorded_tree
 
 KIT = os.path.join(REPO, "csrc")
-EXAMPLES = ["phy_mode", "entry_report"]
+EXAMPLES = ["phy_mode", "entry_report", "bios-e820", "bios-memsize", "cpuid", "edd", "vbe-info"]
 ARCHES = ["i386", "x86_64"]
 DEFAULT_PHYS_ADDR = 0x01000000
 # arch -> (ELF class, machine, kexec_load flags of a preserve-context load, the other arch)

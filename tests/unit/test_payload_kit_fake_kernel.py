@@ -23,7 +23,7 @@ def test_trampoline_contract_under_fake_kernel(tmp_path):
     assert "FAIL" not in report, report + logs
     assert " 0 failed" in report, report + logs
     for check in ("phy_mode", "entry_report", "check_payload", "no_return", "fault_de", "fault_ud",
-                  "fault_gp", "fault_no_return"):
+                  "fault_gp", "fault_no_return", "bios_e820", "bios_memsize", "vbe_info", "edd"):
         for name in (check, check + "64"):
             assert f"PASS {name}\n" in report, report + logs
     assert "PASS fault_pf64\n" in report, report + logs  # i386 runs with paging off: no #PF

@@ -147,7 +147,7 @@ OPTIONS = [
     Row("--load-preserve-context with -u", "--load-preserve-context -u {payload}", 1,
         r"argument -u/--unload: not allowed with argument --load-preserve-context"),
     Row("-S with -", "-S -f {payload}", 1, r"argument -f/--force: not allowed with argument -S/--status"),
-    Row("--json without --dry-run", "--json {load} {payload}", 1, r"^kexec: --json goes with --dry-run$",
+    Row("--json without --dry-run", "--json {load} {payload}", 1, r"^kexec: --json goes with --dry-run or --call$",
         dry_run=False),
     Row("-e with an image", "-e {payload}", 1, r"^kexec: --exec takes no image$"),
     Row("-u with an image", "-u {payload}", 1, r"^kexec: --unload takes no image$"),

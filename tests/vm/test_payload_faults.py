@@ -39,7 +39,7 @@ FAULTS = {
 KINDS = {"i386": ["de", "ud", "gp"], "x86_64": ["de", "ud", "gp", "pf"]}
 # arch -> kind -> the error code / CR2 the report's first line must show (only vectors that
 # push an error code have one; only #PF shows CR2)
-ERROR = {"i386": {"gp": 0x78}, "x86_64": {"gp": 0, "pf": 0}}
+ERROR = {"i386": {"gp": 0x80}, "x86_64": {"gp": 0, "pf": 0}}
 CR2 = {"x86_64": {"pf": 0x00007F0000000000}}
 DIGITS = {"i386": 8, "x86_64": 16}
 IP = {"i386": "EIP", "x86_64": "RIP"}

@@ -26,6 +26,8 @@ void kit_puts(const char *s);	/* no newline added */
  */
 int kit_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kit_vprintf(const char *fmt, va_list ap);
+/* The same formatting, each character to put(); returns the count. */
+int kit_vformat(void (*put)(char), const char *fmt, va_list ap);
 
 /* Start a new line unless the last character written ended one. */
 void kit_console_newline(void);

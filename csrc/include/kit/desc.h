@@ -23,6 +23,14 @@
 #define KIT_DESC_DATA32_FLAT	0x00cf93000000ffff	/* read/write, accessed */
 /* 64-bit code: L=1 D=0, present, DPL 0, execute/read, accessed */
 #define KIT_DESC_CODE64		0x00af9b000000ffff
+/*
+ * kit_bios_call (kit/bios.h) on its way to real mode: 16-bit code based at
+ * the low thunk (KIT_BIOS_THUNK = 0x7000), 16-bit data based at 0, both
+ * with 64 KiB byte-granular limits and D/B=0, the hidden state real mode
+ * expects (a 32-bit SS would make real-mode pushes use ESP).
+ */
+#define KIT_DESC_CODE16_THUNK	0x00009b007000ffff
+#define KIT_DESC_DATA16		0x000093000000ffff
 
 #ifdef __x86_64__
 /*
@@ -30,14 +38,20 @@
  * 0x08 KERNEL32_CS, 0x10 KERNEL_CS, 0x18 KERNEL_DS.  machine_kexec() loads
  * 0x18 into DS/ES/SS/FS/GS before it invalidates the GDT.
  */
+#define KIT_CODE32_SEL	0x08	/* GDT index 1: compatibility mode, for kit_bios_call */
 #define KIT_CODE_SEL	0x10	/* GDT index 2 */
 #define KIT_DATA_SEL	0x18	/* GDT index 3 */
-#define KIT_GDT_ENTRIES	4
+#define KIT_CODE16_SEL	0x20	/* GDT index 4: kit_bios_call */
+#define KIT_DATA16_SEL	0x28	/* GDT index 5 */
+#define KIT_GDT_ENTRIES	6
 #define KIT_IDT_GATE_SIZE	16
 #else
 #define KIT_CODE_SEL	0x60	/* GDT index 12 */
+#define KIT_CODE32_SEL	KIT_CODE_SEL	/* where kit_bios_call returns from real mode */
 #define KIT_DATA_SEL	0x68	/* GDT index 13 */
-#define KIT_GDT_ENTRIES	14
+#define KIT_CODE16_SEL	0x70	/* GDT index 14: kit_bios_call */
+#define KIT_DATA16_SEL	0x78	/* GDT index 15 */
+#define KIT_GDT_ENTRIES	16
 #define KIT_IDT_GATE_SIZE	8
 #endif
 

@@ -134,8 +134,8 @@ _Static_assert(sizeof(struct kit_entry_state) == KIT_ES_SIZE, "kit_entry_state")
  * Written by the user; called once per `kexec -e`, with the state of that
  * entry.  Runs with IF=0 on a 16 KiB stack inside the image (x86_64: in
  * 64-bit mode on the kernel's identity map, code model small, so the image
- * must lie below 2 GiB).  The return
- * value is ignored (reserved).  When it returns, the trampoline restores the
+ * must lie below 2 GiB).  The return value ends a `kexec --call`
+ * (kit/call.h: non-zero fails it).  When it returns, the trampoline restores the
  * kernel's state and hands control back; the next `kexec -e` calls it again.
  * A CPU exception in it does the same after a report on the console, with
  * its C frame abandoned (kit/fault.h: kit_last_fault, payload_fault()).

@@ -3,6 +3,8 @@
 #define KIT_KIT_H
 
 #include <kit/entry.h>
+#include <kit/bios.h>
+#include <kit/call.h>
 #include <kit/console.h>
 #include <kit/cpu.h>
 #include <kit/fault.h>
