@@ -69,13 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("-f", "--force", dest="action", action="store_const", const="force",
         help="load and jump at once, without shutdown")
     add("-u", "--unload", dest="action", action="store_const", const="unload",
-        help="unload the loaded image")
-    add("-S", "--status", dest="action", action="store_const", const="status",
-        help="exit 1 if an image is loaded, 0 if not (as kexec-tools)")
+        help="unload the loaded image (with -p: the crash kernel)")
     add("--load-jump-back-helper", dest="action", action="store_const", const="load-jump-back-helper",
         help="in a kernel started by a preserve-context kexec: load the way back, so that kexec -e"
         " returns to the kernel that jumped here (entry from --entry, else from"
         " kexec_jump_back_entry= on /proc/cmdline)")
+
+    actions.add_argument("-p", "--load-panic", action="store_true",
+                         help="load a crash kernel, which a panic of this kernel boots (needs memory"
+                         " reserved with crashkernel=); with -u: unload it; with -S: ask about it")
+    actions.add_argument("-S", "--status", action="store_true",
+                         help="exit 1 if an image is loaded, 0 if not (as kexec-tools): the crash kernel,"
+                         " or with -l or --load-preserve-context the kexec -e image")
 
     image = parser.add_argument_group("image")
     image.add_argument("image", nargs="?", metavar="IMAGE",
@@ -127,8 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
                            " with its addresses and main-table routes")
     execution.add_argument("-y", "--no-sync", action="store_true",
                            help="do not sync filesystems before kexec -e")
-    execution.add_argument("-c", "--kexec-syscall", action="store_true",
-                           help="use kexec_load (kexec-py never uses kexec_file_load)")
+    syscall = execution.add_mutually_exclusive_group()
+    syscall.add_argument("-s", "--kexec-file-syscall", dest="syscall", action="store_const", const="file",
+                         help="use kexec_file_load (x86_64): the kernel reads the image and initrd and"
+                         " checks the image's signature, as lockdown (Secure Boot) requires")
+    syscall.add_argument("-c", "--kexec-syscall", dest="syscall", action="store_const", const="load",
+                         help="use kexec_load")
+    syscall.add_argument("-a", "--kexec-syscall-auto", dest="syscall", action="store_const", const="auto",
+                         help="(default) on x86_64, kexec_file_load for a bzImage, then kexec_load if the kernel"
+                         " lacks it or refuses the image (ENOSYS, EINVAL, ENOEXEC, EOPNOTSUPP); kexec_load"
+                         " for other images, for preserve-context loads (kexec_file_load has no such flag)"
+                         " and on i386")
+    parser.set_defaults(syscall="auto")
     execution.add_argument("--backend", choices=("auto", "kernel", "shim"), default="auto",
                            help="where a --load-preserve-context or --load-jump-back-helper load goes."
                            " kernel: kexec_load, which needs CONFIG_KEXEC_JUMP; shim: the kexec_jump"
@@ -208,34 +223,147 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
     action = args.action or "load-and-shutdown"
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run")
-    if action in ("exec", "unload", "status"):
+    if args.status:
+        action = _status_of(args)
+    elif args.load_panic:
+        action = _panic_action(args)
+    if action in ("exec", "unload", "unload-panic", "status", "status-panic"):
+        name = action.split("-")[0]
         if args.image:
-            raise UsageError(f"--{action} takes no image")
+            raise UsageError(f"--{name} takes no image")
         if args.dry_run:
-            raise UsageError("--dry-run plans a load; it does not apply to --" + action)
+            raise UsageError("--dry-run plans a load; it does not apply to --" + name)
         if args.backend != "auto":
-            raise UsageError(f"--backend chooses where a load goes; --{action} follows the loaded image")
-        return {"exec": _exec, "unload": _unload, "status": _status}[action](args, backends)
+            raise UsageError(f"--backend chooses where a load goes; --{name} follows the loaded image")
+        if action in ("status", "status-panic"):
+            return _status(args, backends, crash=action == "status-panic")
+        if action == "exec":
+            return _exec(args, backends)
+        return _unload(args, backends, crash=action == "unload-panic")
+    arch = _target_arch(args).value
+    crash = action == "load-panic"
     if action == "load-jump-back-helper":
         if args.image:
             raise UsageError("--load-jump-back-helper takes no image")
+        choice = file_load_choose(args.syscall, arch, jump_back=True)
         plan = _plan_jump_back(args)
     elif not args.image:
         raise UsageError("no image given")
     else:
-        plan = _plan_load(args, preserve_context=(action == "load-preserve-context"))
+        preserve = action == "load-preserve-context"
+        if crash:
+            from kexec_py.crash import crash_reservation
+
+            crash_reservation(args.machine_root)  # none: one line, as kexec-tools refuses
+        choice = _load_syscall(args, arch, preserve)
+        if choice.first == "kexec_file_load":
+            return _file_load(args, action, choice, backends)
+        plan = _plan_load(args, preserve_context=preserve, crash=crash)
     route = _route(args, plan, backends)
     if args.dry_run:
-        _print_plan(plan, route, args.json)
+        _print_plan(plan, route, args.json, choice)
         return 0
     if args.debug:
-        sys.stderr.write(plan.describe(route.describe()) + "\n")
-    target = _load(args, plan, route, backends)
+        sys.stderr.write(plan.describe(choice.describe() + "\n" + route.describe()) + "\n")
+    target = _load(args, plan, route, backends, replaces=not crash)
+    return _after_load(args, action, target, backends)
+
+
+def _after_load(args: argparse.Namespace, action: str, target, backends: _Backends) -> int:
     if action == "force":
         return _exec(args, backends)
     if action == "load-and-shutdown":
         target.shutdown_reboot()
     return 0
+
+
+def _status_of(args: argparse.Namespace) -> str:
+    """-S asks about the crash kernel unless -l or --load-preserve-context names the
+    kexec -e image (kexec-tools: KEXEC_ON_CRASH when no load flag was given)."""
+    if args.action not in (None, "load", "load-preserve-context") or (args.load_panic and args.action):
+        raise UsageError("-S/--status goes with nothing, -p, -l or --load-preserve-context")
+    return "status-panic" if args.action is None else "status"
+
+
+def _panic_action(args: argparse.Namespace) -> str:
+    if args.action is None:
+        return "load-panic"
+    if args.action == "unload":
+        return "unload-panic"
+    raise UsageError(f"-p/--load-panic loads a crash kernel: it does not go with --{args.action}")
+
+
+def file_load_choose(option: str, arch: str, **what):
+    from kexec_py.file_load import choose
+
+    return choose(option, arch, **what)
+
+
+def _load_syscall(args: argparse.Namespace, arch: str, preserve: bool):
+    """-s/-c/-a for a load; for -a on x86_64, whether the image is a bzImage decides
+    (and options only kexec_load knows: -t, --args-*, --entry)."""
+    bzimage = False
+    if (args.syscall == "auto" and arch == "x86_64" and not preserve
+            and args.type is None and args.args_style is None and args.entry is None):
+        from kexec_py.image_file import ImageFile
+        from kexec_py.loaders import choose_loader
+
+        image = ImageFile.open(_image_path(args.image, arch))
+        bzimage = choose_loader(image, None).name == "bzImage"
+    return file_load_choose(args.syscall, arch, preserve_context=preserve, bzimage=bzimage)
+
+
+def _checked_bzimage(path: str) -> str:
+    """path, after the checks kexec-tools makes before kexec_file_load: a file that
+    probes as a bzImage must have a sound setup header (anything else is the kernel's to refuse)."""
+    from kexec_py.bootparams import SetupHeader
+    from kexec_py.image_file import ImageFile
+    from kexec_py.loaders.bzimage import LOADER
+
+    image = ImageFile.open(path)
+    if LOADER.probe(image.data):
+        SetupHeader.parse(image.data, path)
+    return path
+
+
+def _file_load(args: argparse.Namespace, action: str, choice, backends: _Backends) -> int:
+    """kexec_file_load; on the errors choice names, kexec_load of our own plan instead."""
+    from kexec_py.errors import KernelError
+    from kexec_py.file_load import file_load
+
+    crash = action == "load-panic"
+    if args.type is not None or args.args_style is not None or args.entry is not None:
+        _refuse_for_file_load(args)
+    kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).value))
+    load = file_load(kernel, args.initrd, _command_line(args), crash)
+    if args.dry_run:
+        _print_file_load(load, choice, args.json)
+        return 0
+    if args.debug:
+        sys.stderr.write(load.describe() + "\n" + choice.describe() + "\n")
+    try:
+        backends.kernel.kexec_file_load(load)
+    except KernelError as e:
+        if e.errno not in choice.fallback:
+            raise
+        try:
+            plan = _plan_load(args, preserve_context=False, crash=crash)
+            route = _route(args, plan, backends)
+            if args.debug:
+                sys.stderr.write(f"{e}; kexec_load instead\n" + plan.describe(route.describe()) + "\n")
+            target = _load(args, plan, route, backends, replaces=not crash)
+        except KexecError as then:
+            raise type(then)(f"{e}; kexec_load instead: {then}") from then
+        return _after_load(args, action, target, backends)
+    if not crash:
+        _drop_other(args, backends.kernel, backends)
+    return _after_load(args, action, backends.kernel, backends)
+
+
+def _refuse_for_file_load(args: argparse.Namespace):
+    given = [name for name, value in (("-t", args.type), ("--args-*", args.args_style), ("--entry", args.entry))
+             if value is not None]
+    raise UsageError(f"kexec_file_load takes a bzImage as it is: {', '.join(given)} apply to kexec_load (-c)")
 
 
 def _route(args: argparse.Namespace, plan, backends: _Backends):
@@ -257,10 +385,11 @@ def _route(args: argparse.Namespace, plan, backends: _Backends):
     return backend.choose(_target_arch(args).value, release, kexec_jump, available, args.backend, preserve)
 
 
-def _load(args: argparse.Namespace, plan, route, backends: _Backends):
+def _load(args: argparse.Namespace, plan, route, backends: _Backends, replaces: bool = True):
     """Load where the route says (falling back to the shim if the kernel turns out to
     lack KEXEC_JUMP), then unload the other backend's image: a new load replaces the
-    old one, and only once it succeeded. Returns the backend that holds the image."""
+    old one, and only once it succeeded (a crash kernel replaces none: replaces=False).
+    Returns the backend that holds the image."""
     import errno
 
     from kexec_py.errors import KernelError
@@ -277,6 +406,15 @@ def _load(args: argparse.Namespace, plan, route, backends: _Backends):
             _no_backend(args)
         target = backends.shim
         target.kexec_load(plan)
+    if replaces:
+        _drop_other(args, target, backends)
+    return target
+
+
+def _drop_other(args: argparse.Namespace, target, backends: _Backends) -> None:
+    """Unload what the backend that did not take the new image holds."""
+    from kexec_py.errors import KernelError
+
     other = backends.kernel if target is backends.shim else backends.shim
     try:
         if _loaded(other):
@@ -284,7 +422,6 @@ def _load(args: argparse.Namespace, plan, route, backends: _Backends):
     except KernelError as e:
         raise KexecError(f"the new image is loaded ({target.name}), but the one loaded before"
                          f" ({other.name}) is still there: {e}") from e
-    return target
 
 
 def _no_backend(args: argparse.Namespace, explicit: bool = False):
@@ -326,7 +463,7 @@ def _target_arch(args: argparse.Namespace):
         raise KexecError(str(e)) from None
 
 
-def _plan_load(args: argparse.Namespace, preserve_context: bool):
+def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = False):
     from kexec_py.flags import KexecFlags
     from kexec_py.image_file import ImageFile
     from kexec_py.loaders import LoadRequest, Target, choose_loader
@@ -334,6 +471,8 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool):
     from kexec_py.planner import make_plan
 
     arch = _target_arch(args)
+    if crash:
+        raise KexecError("-p with kexec_load is not supported yet (x86_64: -s or the default -a load a bzImage)")
     memory = read_memory_map(args.machine_root)
     if args.mem_min is not None and args.mem_max is not None and args.mem_max < args.mem_min:
         raise UsageError(f"--mem-max {args.mem_max:#x} is below --mem-min {args.mem_min:#x}")
@@ -397,13 +536,22 @@ def _plan_jump_back(args: argparse.Namespace):
     return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source)
 
 
-def _print_plan(plan, route, as_json: bool) -> None:
+def _print_plan(plan, route, as_json: bool, choice) -> None:
     if as_json:
         import json
 
-        print(json.dumps({**plan.as_dict(), "backend": route.backend}))
+        print(json.dumps({**plan.as_dict(), "backend": route.backend, "syscall": choice.first}))
     else:
-        print(plan.describe(route.describe()))
+        print(plan.describe(choice.describe() + "\n" + route.describe()))
+
+
+def _print_file_load(load, choice, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps({**load.as_dict(), "fallback": "kexec_load" if choice.fallback else None}))
+    else:
+        print(load.describe() + "\n" + choice.describe())
 
 
 def _holder(backends: _Backends):
@@ -443,14 +591,30 @@ def _exec(args: argparse.Namespace, backends: _Backends) -> int:
     return 0  # reboot() returned: a preserve-context image ran and came back
 
 
-def _unload(args: argparse.Namespace, backends: _Backends) -> int:
-    """Both: whichever holds an image, it goes."""
-    flags = _target_arch(args).kexec_arch
-    if backends.shim.present():
-        backends.shim.kexec_unload(flags)
-    backends.kernel.kexec_unload(flags)
+def _unload(args: argparse.Namespace, backends: _Backends, crash: bool) -> int:
+    """Both: whichever holds an image, it goes (the crash kernel only the kernel
+    holds). The kernel's through kexec_file_load where -s/-a choose it: under
+    lockdown kexec_load cannot unload."""
+    from kexec_py.errors import KernelError
+    from kexec_py.file_load import unload_flags
+    from kexec_py.flags import KexecFlags
+
+    arch = _target_arch(args)
+    if not crash and backends.shim.present():
+        backends.shim.kexec_unload(arch.kexec_arch)
+    choice = file_load_choose(args.syscall, arch.value, unload=True)
+    if choice.first == "kexec_file_load":
+        try:
+            backends.kernel.kexec_file_unload(unload_flags(crash))
+            return 0
+        except KernelError as e:
+            if e.errno not in choice.fallback:
+                raise
+    backends.kernel.kexec_unload(arch.kexec_arch | (KexecFlags.ON_CRASH if crash else 0))
     return 0
 
 
-def _status(args: argparse.Namespace, backends: _Backends) -> int:
+def _status(args: argparse.Namespace, backends: _Backends, crash: bool) -> int:
+    if crash:
+        return 1 if backends.kernel.kexec_loaded(crash=True) else 0
     return 1 if backends.shim.kexec_loaded() or backends.kernel.kexec_loaded() else 0

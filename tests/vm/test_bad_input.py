@@ -142,7 +142,7 @@ OPTIONS = [
         r"^kexec: argument -e/--exec: not allowed with argument -l/--load \(see kexec --help\)$"),
     Row("--load-preserve-context with -u", "--load-preserve-context -u {payload}", 1,
         r"argument -u/--unload: not allowed with argument --load-preserve-context"),
-    Row("-S with -", "-S -f {payload}", 1, r"argument -f/--force: not allowed with argument -S/--status"),
+    Row("-S with -f", "-S -f {payload}", 1, r"^kexec: -S/--status goes with nothing, -p, -l or --load-preserve-context$"),
     Row("--json without --dry-run", "--json {load} {payload}", 1, r"^kexec: --json goes with --dry-run$",
         dry_run=False),
     Row("-e with an image", "-e {payload}", 1, r"^kexec: --exec takes no image$"),
@@ -171,7 +171,13 @@ OPTIONS = [
     Row("--entry outside the image", "{load} --entry 0x4000000 {payload}", 255,
         r"entry 0x4000000 is outside every loaded segment$"),
     Row("unknown option", "--bogus", 1, r"^kexec: unrecognized arguments: --bogus \(see kexec --help\)$", binary=True),
-    Row("kexec-tools' -p", "-p {payload}", 1, r"^kexec: unrecognized arguments: -p \(see kexec --help\)$"),
+    Row("-p without crashkernel=", "-p {payload}", 1, r"^kexec: no memory is reserved for a crash kernel: boot this"
+        r" kernel with crashkernel=SIZE \(e\.g\. crashkernel=256M\) before kexec -p$"),
+    Row("-s on i386", "-s -l {payload}", 1, r"^kexec: -s: kexec_file_load exists on x86_64 only; an i386 kernel has"
+        r" none \(use -c or -a\)$", kernels=("i386",)),
+    Row("-s with --load-preserve-context", "-s --load-preserve-context {payload}", 1,
+        r"^kexec: -s: kexec_file_load has no preserve-context flag; --load-preserve-context needs kexec_load or the"
+        r" kexec_jump module \(drop -s\)$", kernels=("x86_64", "amd64")),
     Row("--mem-min without its value", "{load} {payload} --mem-min", 1,
         r"^kexec: argument --mem-min: expected one argument \(see kexec --help\)$"),
     Row("-t without its value", "{load} {payload} -t", 1, r"^kexec: argument -t/--type: expected one argument"),
@@ -186,7 +192,7 @@ OPTIONS = [
     Row("no --args-none", "--load-preserve-context {payload}", 1, r"^kexec: elf-x86: say --args-none"),
     Row("not a bzImage", "-l -t bzImage {bad}/good", 255,
         r"/good: not a bzImage \(no 0xAA55 boot flag at 0x1fe and \"HdrS\" at 0x202\)$"),
-    Row("Linux kernel on x86_64", "-l {bad}/bz-good --reuse-cmdline", 255,
+    Row("Linux kernel on x86_64 through kexec_load", "-c -l {bad}/bz-good --reuse-cmdline", 255,
         r"/bz-good: Linux kernels are booted through kexec-py's 32-bit purgatory, which only an i386 kernel can"
         r" enter \(x86_64 enters images in 64-bit mode; --arch i386 plans for an i386 machine\)$",
         kernels=("x86_64", "amd64")),
@@ -228,7 +234,7 @@ SYSTEM_ROWS = [
     Row("lockdown plain load", "-l --args-none {payload}", 255,
         r"^kexec: kexec_load failed: permission denied: the kernel is in lockdown mode \(integrity",
         kernels=("amd64-lockdown",), host=False),
-    Row("lockdown -u", "-u", 255, r"lockdown mode \(integrity", kernels=("amd64-lockdown",), host=False),
+    Row("lockdown -c -u", "-c -u", 255, r"lockdown mode \(integrity", kernels=("amd64-lockdown",), host=False),
     Row("lockdown --backend shim", "--backend shim {load} {payload}", 255,
         r"^kexec: --backend shim: the kexec_jump module does not load: the kernel is in lockdown mode \(integrity\)",
         kernels=("amd64-lockdown",), host=False),

@@ -1,0 +1,53 @@
+"""The crash kernel (kexec -p): the memory the running kernel reserved for it
+(crashkernel=), read from /proc/iomem as kexec-tools does.
+
+Readers take the machine's root directory (--machine-root), like kexec_py.memmap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kexec_py.errors import EXIT_USAGE, KexecError
+from kexec_py.ranges import Range
+
+CRASH_KERNEL = "Crash kernel"
+# Nested /proc/iomem lines too: the reservation sits inside a System RAM entry.
+_IOMEM_LINE = re.compile(r"\s*([0-9a-fA-F]{1,16})-([0-9a-fA-F]{1,16}) : (.*)")
+
+class NotReserved(KexecError):
+    exit_code = EXIT_USAGE  # kexec-tools dies with 1 here
+
+
+NOT_RESERVED = ("no memory is reserved for a crash kernel: boot this kernel with crashkernel=SIZE"
+                " (e.g. crashkernel=256M) before kexec -p")
+
+
+def parse_crash_reservation(iomem: str) -> tuple[Range, ...]:
+    """The "Crash kernel" ranges of /proc/iomem text, in order (end exclusive)."""
+    found = []
+    for line in iomem.splitlines():
+        match = _IOMEM_LINE.fullmatch(line)
+        if match and match[3].strip() == CRASH_KERNEL:
+            start, end = int(match[1], 16), int(match[2], 16)
+            if end >= start:
+                found.append(Range(start, end + 1))
+    return tuple(found)
+
+
+def crash_reservation(root: str = "/") -> tuple[Range, ...]:
+    """The crashkernel= reservation of the machine below root; KexecError (one line)
+    when there is none, as kexec-tools' is_crashkernel_mem_reserved() refuses."""
+    path = os.path.join(root, "proc/iomem")
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        raise KexecError(f"cannot read {path}: {e.strerror}") from None
+    ranges = parse_crash_reservation(text)
+    if ranges and all(r.start == 0 for r in ranges):
+        raise KexecError(f"{path} hides its addresses from non-root users; run as root")
+    if not ranges:
+        raise NotReserved(NOT_RESERVED)
+    return ranges
