@@ -335,7 +335,7 @@ def _file_load(args: argparse.Namespace, action: str, choice, backends: _Backend
     if args.type is not None or args.args_style is not None or args.entry is not None:
         _refuse_for_file_load(args)
     kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).value))
-    load = file_load(kernel, args.initrd, _command_line(args), crash)
+    load = file_load(kernel, args.initrd, _command_line(args, crash), crash)
     if args.dry_run:
         _print_file_load(load, choice, args.json)
         return 0
@@ -507,12 +507,18 @@ def _image_path(name: str, arch: str) -> str:
     return example_payload(name, arch) or name
 
 
-def _command_line(args: argparse.Namespace) -> str | None:
-    """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given."""
+def _command_line(args: argparse.Namespace, crash: bool = False) -> str | None:
+    """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given.
+    A crash kernel's gets what kdump needs (crash.crash_command_line)."""
     from kexec_py.cmdline import compose, read_proc_cmdline, reusable
 
-    reused = reusable(read_proc_cmdline(args.machine_root)) if args.reuse_cmdline else None
-    return compose(reused, args.command_line)
+    reused = reusable(read_proc_cmdline(args.machine_root), crash) if args.reuse_cmdline else None
+    line = compose(reused, args.command_line)
+    if crash:
+        from kexec_py.crash import crash_command_line
+
+        return crash_command_line(line)
+    return line
 
 
 def _plan_jump_back(args: argparse.Namespace):

@@ -24,6 +24,28 @@ NOT_RESERVED = ("no memory is reserved for a crash kernel: boot this kernel with
                 " (e.g. crashkernel=256M) before kexec -p")
 
 
+# What a crash kernel needs on top of the user's line (kdump-tools' KDUMP_CMDLINE_APPEND):
+# one CPU (the others are stopped mid-flight), devices reset by their drivers before use,
+# interrupts polled (the crashed kernel left controllers in any state). A parameter the
+# line already has, by any of its names, is not added again.
+CRASH_PARAMETERS = (("maxcpus=1", ("maxcpus", "nr_cpus")), ("reset_devices", ("reset_devices",)),
+                    ("irqpoll", ("irqpoll",)))
+
+
+def crash_command_line(line: str | None, elfcorehdr: int | None = None) -> str:
+    """The crash kernel's command line: line (--reuse-cmdline without crashkernel=, then
+    --append), then elfcorehdr=<KiB>K where kexec-py placed the ELF core header
+    (kexec_load; kexec_file_load's kernel adds its own), then CRASH_PARAMETERS."""
+    from kexec_py.cmdline import parameter_name, parameters
+
+    words = parameters(line or "")
+    names = {parameter_name(p) for p in words}
+    if elfcorehdr is not None:
+        words = [w for w in words if parameter_name(w) != "elfcorehdr"] + [f"elfcorehdr={elfcorehdr >> 10}K"]
+    words += [text for text, aliases in CRASH_PARAMETERS if not names.intersection(aliases)]
+    return " ".join(words)
+
+
 def parse_crash_reservation(iomem: str) -> tuple[Range, ...]:
     """The "Crash kernel" ranges of /proc/iomem text, in order (end exclusive)."""
     found = []

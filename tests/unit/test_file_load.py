@@ -106,8 +106,8 @@ def test_bzimage_goes_to_kexec_file_load(run_cli, machine, bz, tmp_path, argv, c
     result = run_cli(x86_64(machine(crash=crash), *argv, bz), kernel)
     assert (result.code, result.err, kernel.calls) == (0, "", ["kexec_file_load"])
     [load] = kernel.plans
-    assert load == FileLoad(bz, str(tmp_path / "initrd") if "INITRD" in argv or flags in (0, 2) else None,
-                            b"tag=42\0", flags)
+    cmdline = b"tag=42 maxcpus=1 reset_devices irqpoll\0" if crash else b"tag=42\0"  # crash.crash_command_line
+    assert load == FileLoad(bz, str(tmp_path / "initrd") if flags in (0, 2) else None, cmdline, flags)
 
 
 def test_a_new_kexec_file_load_replaces_the_shims_image(run_cli, machine, bz):
@@ -146,17 +146,18 @@ def test_without_crashkernel_p_fails_with_one_line(run_cli, machine, bz):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["-l"], {"syscall": FILE, "fallback": "kexec_load", "flags": 4}),
-    (["-s", "-l"], {"syscall": FILE, "fallback": None, "flags": 4}),
-    (["-p"], {"syscall": FILE, "fallback": "kexec_load", "flags": 6}),
+    (["-l"], {"syscall": FILE, "fallback": "kexec_load", "flags": 4, "cmdline": "console=ttyS0 crashkernel=128M"}),
+    (["-s", "-l"], {"syscall": FILE, "fallback": None, "flags": 4, "cmdline": "console=ttyS0 crashkernel=128M"}),
+    # a crash kernel: without crashkernel=, with what kdump needs; the kernel adds elfcorehdr=
+    (["-p"], {"syscall": FILE, "fallback": "kexec_load", "flags": 6,
+              "cmdline": "console=ttyS0 maxcpus=1 reset_devices irqpoll"}),
 ])
 def test_dry_run_json_names_the_syscall(run_cli, machine, bz, argv, expected):
     result = run_cli(x86_64(machine(crash=True), "--dry-run", "--json", "--reuse-cmdline", *argv, bz))
     assert (result.code, result.err) == (0, "")
     plan = json.loads(result.out)
     assert {k: plan[k] for k in expected} == expected
-    assert (plan["kernel"], plan["initrd"]) == (bz, None)
-    assert plan["cmdline"] == "console=ttyS0 crashkernel=128M" and plan["cmdline_len"] == len(plan["cmdline"]) + 1
+    assert (plan["kernel"], plan["initrd"], plan["cmdline_len"]) == (bz, None, len(plan["cmdline"]) + 1)
 
 
 def test_dry_run_json_c_is_kexec_load(run_cli, machine, tiny_elf64):
