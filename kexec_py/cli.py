@@ -335,7 +335,12 @@ def _file_load(args: argparse.Namespace, action: str, choice, backends: _Backend
     if args.type is not None or args.args_style is not None or args.entry is not None:
         _refuse_for_file_load(args)
     kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).value))
-    load = file_load(kernel, args.initrd, _command_line(args, crash), crash)
+    command_line = _command_line(args, crash)
+    if crash:
+        from kexec_py.crash import crash_command_line
+
+        command_line = crash_command_line(command_line)  # the kernel adds elfcorehdr=
+    load = file_load(kernel, args.initrd, command_line, crash)
     if args.dry_run:
         _print_file_load(load, choice, args.json)
         return 0
@@ -471,18 +476,20 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = F
     from kexec_py.planner import make_plan
 
     arch = _target_arch(args)
-    if crash:
-        raise KexecError("-p with kexec_load is not supported yet (x86_64: -s or the default -a load a bzImage)")
     memory = read_memory_map(args.machine_root)
     if args.mem_min is not None and args.mem_max is not None and args.mem_max < args.mem_min:
         raise UsageError(f"--mem-max {args.mem_max:#x} is below --mem-min {args.mem_min:#x}")
+    mem_min, mem_max, command_line = args.mem_min, args.mem_max, _command_line(args, crash)
+    if crash:
+        layout = _crash_layout(args, arch, memory, command_line)
+        mem_min, mem_max, command_line = layout.window.start, layout.window.end - 1, layout.command_line
     request = LoadRequest(
         args.args_style,
         args.entry,
         preserve_context=preserve_context,
-        mem_min=args.mem_min,
-        mem_max=args.mem_max,
-        command_line=_command_line(args),
+        mem_min=mem_min,
+        mem_max=mem_max,
+        command_line=command_line,
         initrd=args.initrd,
         no_checks=args.no_checks,
     )
@@ -493,7 +500,30 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = F
     flags = arch.kexec_arch
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT
+    if crash:
+        import dataclasses
+
+        flags |= KexecFlags.ON_CRASH
+        loaded = dataclasses.replace(loaded, segments=(*loaded.segments, layout.header))
     return make_plan(loaded, int(flags), memory, loaded.backup_window)
+
+
+def _crash_layout(args: argparse.Namespace, arch, memory, command_line: str | None):
+    """kexec_load -p: the ELF core header of this machine (its CPUs' crash notes,
+    vmcoreinfo, RAM outside the reservation) at the top of the largest reservation."""
+    from kexec_py import crash, elfcore
+    from kexec_py.memmap import SYSTEM_RAM
+
+    if args.mem_min is not None or args.mem_max is not None:
+        raise UsageError("-p places the crash kernel in the crashkernel= reservation: --mem-min/--mem-max do not apply")
+    reservations = crash.crash_reservation(args.machine_root)
+    reservation = max(reservations, key=lambda r: r.size)
+    ram = elfcore.ram_ranges([r.range for r in memory.regions if r.type == SYSTEM_RAM], reservations)
+    wide = arch.address_bits == 64
+    header = elfcore.encode(elfcore.CoreLayout(
+        elfcore.ELFCLASS64 if wide else elfcore.ELFCLASS32, elfcore.EM_X86_64 if wide else elfcore.EM_386,
+        elfcore.read_cpu_notes(args.machine_root), elfcore.read_vmcoreinfo(args.machine_root), ram))
+    return crash.crash_layout(command_line, reservation, header, memory.regions)
 
 
 def _image_path(name: str, arch: str) -> str:
@@ -509,16 +539,11 @@ def _image_path(name: str, arch: str) -> str:
 
 def _command_line(args: argparse.Namespace, crash: bool = False) -> str | None:
     """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given.
-    A crash kernel's gets what kdump needs (crash.crash_command_line)."""
+    (A crash kernel's reuses this kernel's without crashkernel=.)"""
     from kexec_py.cmdline import compose, read_proc_cmdline, reusable
 
     reused = reusable(read_proc_cmdline(args.machine_root), crash) if args.reuse_cmdline else None
-    line = compose(reused, args.command_line)
-    if crash:
-        from kexec_py.crash import crash_command_line
-
-        return crash_command_line(line)
-    return line
+    return compose(reused, args.command_line)
 
 
 def _plan_jump_back(args: argparse.Namespace):

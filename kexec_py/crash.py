@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
+from typing import Sequence
 
 from kexec_py.errors import EXIT_USAGE, KexecError
-from kexec_py.ranges import Range
+from kexec_py.memmap import MemoryRegion
+from kexec_py.ranges import Range, align_down, align_up
+from kexec_py.segments import Segment
 
 CRASH_KERNEL = "Crash kernel"
 # Nested /proc/iomem lines too: the reservation sits inside a System RAM entry.
@@ -73,3 +77,47 @@ def crash_reservation(root: str = "/") -> tuple[Range, ...]:
     if not ranges:
         raise NotReserved(NOT_RESERVED)
     return ranges
+
+
+# --- a crash kernel through kexec_load: kexec-py writes what kexec_file_load's kernel would --------
+
+LOW_RAM = Range(0, 0xA0000)  # the 640 KiB below the VGA hole: an i386 kernel's trampoline needs it
+
+
+@dataclass(frozen=True)
+class CrashLayout:
+    """Where a kexec_load crash kernel goes: the ELF core header at the top of the
+    reservation, everything else (kernel, initrd, zero page, purgatory) below it."""
+
+    header: Segment
+    window: Range
+    command_line: str  # with elfcorehdr= and the memmap= that confines the crash kernel
+
+
+def crash_layout(line: str | None, reservation: Range, header: bytes,
+                 regions: Sequence[MemoryRegion]) -> CrashLayout:
+    """Pure: the header placed, and the command line: crash_command_line() plus
+    memmap=exactmap with the low 640 KiB and the window as the only RAM, the firmware's
+    ACPI tables (#) and NVS ($) kept, so that the crash kernel touches nothing of the
+    crashed kernel's memory the core header describes but the low 640 KiB (kexec-tools
+    backs those up first; kexec-py's purgatory does not yet)."""
+    spot = Range(align_down(reservation.end - len(header)), reservation.end)
+    window = Range(reservation.start, spot.start)
+    if window.size < MIN_WINDOW:
+        raise KexecError(f"the crashkernel= reservation {reservation} is too small for a crash kernel"
+                         f" (at least {MIN_WINDOW >> 20} MiB)")
+    memmap = ["memmap=exactmap", _memmap(LOW_RAM, "@"), _memmap(window, "@")]
+    memmap += [_memmap(r.range, MEMMAP_KEPT[r.type]) for r in regions if r.type in MEMMAP_KEPT]
+    words = [crash_command_line(line, spot.start), *memmap]
+    return CrashLayout(Segment(spot.start, spot.size, header, "ELF core header (elfcorehdr=)"), window,
+                       " ".join(words))
+
+
+MIN_WINDOW = 16 << 20
+MEMMAP_KEPT = {"ACPI Tables": "#", "ACPI Non-volatile Storage": "$"}
+
+
+def _memmap(r: Range, kind: str) -> str:
+    """memmap=SIZE<kind>START in KiB (the kernel's memparse takes K)."""
+    start, end = align_down(r.start, 1024), align_up(r.end, 1024)
+    return f"memmap={(end - start) >> 10}K{kind}{start >> 10}K"
