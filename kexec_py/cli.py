@@ -286,7 +286,7 @@ def _status_of(args: argparse.Namespace) -> str:
 
 
 def _panic_action(args: argparse.Namespace) -> str:
-    if args.action is None:
+    if args.action in (None, "load"):  # kexec-tools takes -l -p as -p
         return "load-panic"
     if args.action == "unload":
         return "unload-panic"

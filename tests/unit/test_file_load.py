@@ -98,6 +98,7 @@ def x86_64(root, *argv):
     (["-s", "-l", "--append", "tag=42"], False, 4),
     (["-p", "--initrd", "INITRD", "--append", "tag=42"], True, 2),
     (["-s", "-p", "--append", "tag=42"], True, 6),
+    (["-l", "-p", "--append", "tag=42"], True, 6),
 ])
 def test_bzimage_goes_to_kexec_file_load(run_cli, machine, bz, tmp_path, argv, crash, flags):
     (tmp_path / "initrd").write_bytes(b"initrd")

@@ -1,7 +1,7 @@
 """Bad input, in the guest, table-driven: every row of BAD_INPUT is a kexec command that
 must fail with exactly one line on stderr (`kexec: ...`, matching the row's regex), the
 row's exit code (kexec-tools': 1 usage, 255 failure), no traceback and nothing on stdout,
-and leave `kexec -S`, /sys/kernel/kexec_loaded and /sys/class/misc/kexec_jump/loaded as
+and leave `kexec -S -l`, /sys/kernel/kexec_loaded and /sys/class/misc/kexec_jump/loaded as
 they were. Before the rows, each guest loads phy_mode with --load-preserve-context and
 jumps once (call counter 1); after all of them, `kexec -e` must print call 2: the image
 loaded before the bad input is the same image, in the same state.
@@ -275,7 +275,7 @@ class Outcome:
     code: int
     stdout: str
     stderr: str
-    state: tuple[str, str, str]  # kexec -S status, /sys/kernel/kexec_loaded, .../kexec_jump/loaded ("-": none)
+    state: tuple[str, str, str]  # kexec -S -l status, /sys/kernel/kexec_loaded, .../kexec_jump/loaded ("-": none)
     seconds: float = 0.0
 
 
@@ -286,7 +286,7 @@ class GuestRun:
 
     kernel: str
     before: tuple[str, str, str] | None = None
-    after: tuple[str, str, str] | None = None  # the same, after all rows (/usr/sbin/kexec -S)
+    after: tuple[str, str, str] | None = None  # the same, after all rows (/usr/sbin/kexec -S -l)
     outcomes: dict[str, Outcome] | None = None
     final: str | None = None
     error: str | None = None  # why the run stopped early (the guest died, timed out, ...)
@@ -295,7 +295,7 @@ class GuestRun:
     console: str = ""
 
 
-STATE = ("kexec -S >/dev/null 2>&1; s=$?;"
+STATE = ("kexec -S -l >/dev/null 2>&1; s=$?;"
          " printf '@state %s %s %s\\n' $s \"$(cat /sys/kernel/kexec_loaded)\""
          " \"$(cat /sys/class/misc/kexec_jump/loaded 2>/dev/null || echo -)\"")
 ROW_LINE = re.compile(r"^@row (\{.*\})$", re.M)
@@ -440,11 +440,11 @@ def test_bad_input(guest_runs, kernel: str, row: Row) -> None:
         pytest.fail(f"{kernel}: the guest stopped before {row.name!r}: {run.error}{report(run)}")
     outcome = run.outcomes[row.name]
     check_result(row, outcome.code, outcome.stdout, outcome.stderr)
-    assert outcome.state == run.before, (f"{row.name}: (kexec -S, kexec_loaded, kexec_jump/loaded) went from"
+    assert outcome.state == run.before, (f"{row.name}: (kexec -S -l, kexec_loaded, kexec_jump/loaded) went from"
                                         f" {run.before} to {outcome.state}")
 
 
-EXPECTED_STATE = {  # (kexec -S status, /sys/kernel/kexec_loaded, /sys/class/misc/kexec_jump/loaded)
+EXPECTED_STATE = {  # (kexec -S -l status, /sys/kernel/kexec_loaded, /sys/class/misc/kexec_jump/loaded)
     "i386": ("1", "1", "-"),
     "x86_64": ("1", "1", "-"),
     "amd64": ("1", "0", "1"),
