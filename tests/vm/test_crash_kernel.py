@@ -95,7 +95,7 @@ def test_kexec_file_syscall_boots_the_kernel_and_its_initrd(guest_factory, tmp_p
     g.check("test -x /usr/sbin/kexec && test ! -e /root/bzImage")  # the initramfs's userland
 
 
-@pytest.mark.parametrize("arch", ["x86_64"])
+@pytest.mark.parametrize("arch", ["x86_64", "i386"])
 def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, arch) -> None:
     boot = images(tmp_path_factory, arch)
     initrd = crash_initrd(tmp_path_factory, arch)
