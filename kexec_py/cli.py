@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterator, NoReturn
 
     from kexec_py.backend import Route
+    from kexec_py.crash import CrashLayout
+    from kexec_py.file_load import FileLoad, SyscallChoice
+    from kexec_py.memmap import MemoryMap
     from kexec_py.arch import Arch
     from kexec_py.kernel import LinuxKernel
     from kexec_py.segments import KexecPlan
@@ -100,9 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-f", "--force", dest="action", action="store_const", const="force",
         help="load and jump at once, without shutdown")
     add("-u", "--unload", dest="action", action="store_const", const="unload",
-        help="unload the loaded image")
-    add("-S", "--status", dest="action", action="store_const", const="status",
-        help="exit 1 if an image is loaded, 0 if not (as kexec-tools)")
+        help="unload the loaded image (with -p: the crash kernel)")
     add("--load-jump-back-helper", dest="action", action="store_const", const="load-jump-back-helper",
         help="in a kernel started by a preserve-context kexec: load the way back, so that kexec -e"
         " returns to the kernel that jumped here (entry from --entry, else from"
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         " --load-preserve-context, jump, read its answer through a result buffer pinned in this"
         " process, unload it (refused while an image is loaded). Exits 255 with one line if the"
         " payload faults or returns non-zero")
+
+    actions.add_argument("-p", "--load-panic", action="store_true",
+                         help="load a crash kernel, which a panic of this kernel boots (needs memory"
+                         " reserved with crashkernel=); with -u: unload it; with -S: ask about it")
+    actions.add_argument("-S", "--status", action="store_true",
+                         help="exit 1 if an image is loaded, 0 if not (as kexec-tools): the crash kernel,"
+                         " or with -l or --load-preserve-context the kexec -e image")
 
     image = parser.add_argument_group("image")
     image.add_argument("image", nargs="?", metavar="IMAGE",
@@ -165,8 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
                            " with its addresses and main-table routes")
     execution.add_argument("-y", "--no-sync", action="store_true",
                            help="do not sync filesystems before kexec -e")
-    execution.add_argument("-c", "--kexec-syscall", action="store_true",
-                           help="use kexec_load (kexec-py never uses kexec_file_load)")
+    syscall = execution.add_mutually_exclusive_group()
+    syscall.add_argument("-s", "--kexec-file-syscall", dest="syscall", action="store_const", const="file",
+                         help="use kexec_file_load (x86_64): the kernel reads the image and initrd and"
+                         " checks the image's signature, as lockdown (Secure Boot) requires")
+    syscall.add_argument("-c", "--kexec-syscall", dest="syscall", action="store_const", const="load",
+                         help="use kexec_load")
+    syscall.add_argument("-a", "--kexec-syscall-auto", dest="syscall", action="store_const", const="auto",
+                         help="(default) on x86_64, kexec_file_load for a bzImage, then kexec_load if the kernel"
+                         " lacks it or refuses the image (ENOSYS, EINVAL, ENOEXEC, EOPNOTSUPP); kexec_load"
+                         " for other images, for preserve-context loads (kexec_file_load has no such flag)"
+                         " and on i386")
+    parser.set_defaults(syscall="auto")
     execution.add_argument("--backend", choices=("auto", "kernel", "shim"), default="auto",
                            help="where a --load-preserve-context or --load-jump-back-helper load goes."
                            " kernel: kexec_load, which needs CONFIG_KEXEC_JUMP; shim: the kexec_jump"
@@ -263,29 +281,53 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
         return _call(args, backends)
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run or --call")
-    if action in ("exec", "unload", "status"):
+    if args.status:
+        action = _status_of(args)
+    elif args.load_panic:
+        action = _panic_action(args)
+    if action in ("exec", "unload", "unload-panic", "status", "status-panic"):
+        name = action.split("-")[0]
         if args.image:
-            raise UsageError(f"--{action} takes no image")
+            raise UsageError(f"--{name} takes no image")
         if args.dry_run:
-            raise UsageError("--dry-run plans a load; it does not apply to --" + action)
+            raise UsageError("--dry-run plans a load; it does not apply to --" + name)
         if args.backend != "auto":
-            raise UsageError(f"--backend chooses where a load goes; --{action} follows the loaded image")
-        return {"exec": _exec, "unload": _unload, "status": _status}[action](args, backends)
+            raise UsageError(f"--backend chooses where a load goes; --{name} follows the loaded image")
+        if action in ("status", "status-panic"):
+            return _status(args, backends, crash=action == "status-panic")
+        if action == "exec":
+            return _exec(args, backends)
+        return _unload(args, backends, crash=action == "unload-panic")
+    arch = _target_arch(args).name
+    crash = action == "load-panic"
     if action == "load-jump-back-helper":
         if args.image:
             raise UsageError("--load-jump-back-helper takes no image")
+        choice = file_load_choose(args.syscall, arch, jump_back=True)
         plan = _plan_jump_back(args)
     elif not args.image:
         raise UsageError("no image given")
     else:
-        plan = _plan_load(args, preserve_context=(action == "load-preserve-context"))
+        preserve = action == "load-preserve-context"
+        if crash:
+            from kexec_py.crash import crash_reservation
+
+            crash_reservation(args.machine_root)  # none: one line, as kexec-tools refuses
+        choice = _load_syscall(args, arch, preserve)
+        if choice.first == "kexec_file_load":
+            return _file_load(args, action, choice, backends)
+        plan = _plan_load(args, preserve_context=preserve, crash=crash)
     route = _route(args, plan, backends)
     if args.dry_run:
-        _print_plan(plan, route, args.json)
+        _print_plan(plan, route, args.json, choice)
         return 0
     if args.debug:
-        sys.stderr.write(plan.describe(route.describe()) + "\n")
-    target = _load(args, plan, route, backends)
+        sys.stderr.write(plan.describe(choice.describe() + "\n" + route.describe()) + "\n")
+    target = _load(args, plan, route, backends, replaces=not crash)
+    return _after_load(args, action, target, backends)
+
+
+def _after_load(args: argparse.Namespace, action: str, target: LinuxKernel | ShimKernel, backends: _Backends) -> int:
     if action == "force":
         return _exec(args, backends)
     if action == "load-and-shutdown":
@@ -299,6 +341,99 @@ def _call(args: argparse.Namespace, backends: _Backends) -> int:
     sys.stdout.buffer.write(calling.run(args, backends).check(args.image))
     sys.stdout.flush()
     return 0
+
+
+def _status_of(args: argparse.Namespace) -> str:
+    """-S asks about the crash kernel unless -l or --load-preserve-context names the
+    kexec -e image (kexec-tools: KEXEC_ON_CRASH when no load flag was given)."""
+    if args.action not in (None, "load", "load-preserve-context") or (args.load_panic and args.action):
+        raise UsageError("-S/--status goes with nothing, -p, -l or --load-preserve-context")
+    return "status-panic" if args.action is None else "status"
+
+
+def _panic_action(args: argparse.Namespace) -> str:
+    if args.action in (None, "load"):  # kexec-tools takes -l -p as -p
+        return "load-panic"
+    if args.action == "unload":
+        return "unload-panic"
+    raise UsageError(f"-p/--load-panic loads a crash kernel: it does not go with --{args.action}")
+
+
+def file_load_choose(option: str, arch: str, **what: bool) -> SyscallChoice:
+    from kexec_py.file_load import choose
+
+    return choose(option, arch, **what)
+
+
+def _load_syscall(args: argparse.Namespace, arch: str, preserve: bool) -> SyscallChoice:
+    """-s/-c/-a for a load; for -a on x86_64, whether the image is a bzImage decides
+    (and options only kexec_load knows: -t, --args-*, --entry)."""
+    bzimage = False
+    if (args.syscall == "auto" and arch == "x86_64" and not preserve
+            and args.type is None and args.args_style is None and args.entry is None):
+        from kexec_py.image_file import ImageFile
+        from kexec_py.loaders import bzimage as bz
+
+        bzimage = bz.loader("bzImage64").probe(ImageFile.open(_image_path(args.image, arch)).data)
+    return file_load_choose(args.syscall, arch, preserve_context=preserve, bzimage=bzimage)
+
+
+def _checked_bzimage(path: str) -> str:
+    """path, after the checks kexec-tools makes before kexec_file_load: a file that
+    probes as a bzImage must have a sound setup header (anything else is the kernel's to refuse)."""
+    from kexec_py.bootparams import SetupHeader
+    from kexec_py.image_file import ImageFile
+    from kexec_py.loaders import bzimage
+
+    image = ImageFile.open(path)
+    if bzimage.loader("bzImage64").probe(image.data):
+        SetupHeader.parse(image.data, path)
+    return path
+
+
+def _file_load(args: argparse.Namespace, action: str, choice: SyscallChoice, backends: _Backends) -> int:
+    """kexec_file_load; on the errors choice names, kexec_load of our own plan instead."""
+    from kexec_py.errors import KernelError
+    from kexec_py.file_load import file_load
+
+    crash = action == "load-panic"
+    if args.type is not None or args.args_style is not None or args.entry is not None:
+        _refuse_for_file_load(args)
+    kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).name))
+    command_line = _command_line(args, crash)
+    if crash:
+        from kexec_py.crash import crash_command_line
+
+        command_line = crash_command_line(command_line)  # the kernel adds elfcorehdr=
+    load = file_load(kernel, args.initrd, command_line, crash)
+    if args.dry_run:
+        _print_file_load(load, choice, args.json)
+        return 0
+    if args.debug:
+        sys.stderr.write(load.describe() + "\n" + choice.describe() + "\n")
+    try:
+        backends.kernel.kexec_file_load(load)
+    except KernelError as e:
+        if e.errno not in choice.fallback:
+            raise
+        try:
+            plan = _plan_load(args, preserve_context=False, crash=crash)
+            route = _route(args, plan, backends)
+            if args.debug:
+                sys.stderr.write(f"{e}; kexec_load instead\n" + plan.describe(route.describe()) + "\n")
+            target = _load(args, plan, route, backends, replaces=not crash)
+        except KexecError as then:
+            raise type(then)(f"{e}; kexec_load instead: {then}") from then
+        return _after_load(args, action, target, backends)
+    if not crash:
+        _drop_other(args, backends.kernel, backends)
+    return _after_load(args, action, backends.kernel, backends)
+
+
+def _refuse_for_file_load(args: argparse.Namespace) -> NoReturn:
+    given = [name for name, value in (("-t", args.type), ("--args-*", args.args_style), ("--entry", args.entry))
+             if value is not None]
+    raise UsageError(f"kexec_file_load takes a bzImage as it is: {', '.join(given)} apply to kexec_load (-c)")
 
 
 def _route(args: argparse.Namespace, plan: KexecPlan, backends: _Backends) -> Route:
@@ -320,10 +455,12 @@ def _route(args: argparse.Namespace, plan: KexecPlan, backends: _Backends) -> Ro
     return backend.choose(_target_arch(args).name, release, kexec_jump, available, args.backend, preserve)
 
 
-def _load(args: argparse.Namespace, plan: KexecPlan, route: Route, backends: _Backends) -> LinuxKernel | ShimKernel:
+def _load(args: argparse.Namespace, plan: KexecPlan, route: Route, backends: _Backends,
+          replaces: bool = True) -> LinuxKernel | ShimKernel:
     """Load where the route says (falling back to the shim if the kernel turns out to
     lack KEXEC_JUMP), then unload the other backend's image: a new load replaces the
-    old one, and only once it succeeded. Returns the backend that holds the image."""
+    old one, and only once it succeeded (a crash kernel replaces none: replaces=False).
+    Returns the backend that holds the image."""
     import errno
 
     from kexec_py.errors import KernelError
@@ -340,6 +477,15 @@ def _load(args: argparse.Namespace, plan: KexecPlan, route: Route, backends: _Ba
             _no_backend(args)
         target = backends.shim
         target.kexec_load(plan)
+    if replaces:
+        _drop_other(args, target, backends)
+    return target
+
+
+def _drop_other(args: argparse.Namespace, target: LinuxKernel | ShimKernel, backends: _Backends) -> None:
+    """Unload what the backend that did not take the new image holds."""
+    from kexec_py.errors import KernelError
+
     other = backends.kernel if target is backends.shim else backends.shim
     try:
         if _loaded(other):
@@ -347,7 +493,6 @@ def _load(args: argparse.Namespace, plan: KexecPlan, route: Route, backends: _Ba
     except KernelError as e:
         raise KexecError(f"the new image is loaded ({target.name}), but the one loaded before"
                          f" ({other.name}) is still there: {e}") from e
-    return target
 
 
 def _no_backend(args: argparse.Namespace, explicit: bool = False) -> NoReturn:
@@ -389,7 +534,7 @@ def _target_arch(args: argparse.Namespace) -> Arch:
         raise KexecError(str(e)) from None
 
 
-def _plan_load(args: argparse.Namespace, preserve_context: bool) -> KexecPlan:
+def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = False) -> KexecPlan:
     from kexec_py.bootparams import read_running_boot_params
     from kexec_py.flags import KexecFlags
     from kexec_py.image_file import ImageFile
@@ -401,13 +546,17 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool) -> KexecPlan:
     memory = read_memory_map(args.machine_root)
     if args.mem_min is not None and args.mem_max is not None and args.mem_max < args.mem_min:
         raise UsageError(f"--mem-max {args.mem_max:#x} is below --mem-min {args.mem_min:#x}")
+    mem_min, mem_max, command_line = args.mem_min, args.mem_max, _command_line(args, crash)
+    if crash:
+        layout = _crash_layout(args, arch, memory, command_line)
+        mem_min, mem_max, command_line = layout.window.start, layout.window.end - 1, layout.command_line
     request = LoadRequest(
         args.args_style,
         args.entry,
         preserve_context=preserve_context,
-        mem_min=args.mem_min,
-        mem_max=args.mem_max,
-        command_line=_command_line(args),
+        mem_min=mem_min,
+        mem_max=mem_max,
+        command_line=command_line,
         initrd=args.initrd,
         no_checks=args.no_checks,
     )
@@ -418,7 +567,30 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool) -> KexecPlan:
     flags = arch.kexec_arch
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT
+    if crash:
+        import dataclasses
+
+        flags |= KexecFlags.ON_CRASH
+        loaded = dataclasses.replace(loaded, segments=(*loaded.segments, layout.header))
     return make_plan(loaded, int(flags), memory, loaded.backup_window)
+
+
+def _crash_layout(args: argparse.Namespace, arch: Arch, memory: MemoryMap, command_line: str | None) -> CrashLayout:
+    """kexec_load -p: the ELF core header of this machine (its CPUs' crash notes,
+    vmcoreinfo, RAM outside the reservation) at the top of the largest reservation."""
+    from kexec_py import crash, elfcore
+    from kexec_py.memmap import SYSTEM_RAM
+
+    if args.mem_min is not None or args.mem_max is not None:
+        raise UsageError("-p places the crash kernel in the crashkernel= reservation: --mem-min/--mem-max do not apply")
+    reservations = crash.crash_reservation(args.machine_root)
+    reservation = max(reservations, key=lambda r: r.size)
+    ram = elfcore.ram_ranges([r.range for r in memory.regions if r.type == SYSTEM_RAM], reservations)
+    wide = arch.address_bits == 64
+    header = elfcore.encode(elfcore.CoreLayout(
+        elfcore.ELFCLASS64 if wide else elfcore.ELFCLASS32, elfcore.EM_X86_64 if wide else elfcore.EM_386,
+        elfcore.read_cpu_notes(args.machine_root), elfcore.read_vmcoreinfo(args.machine_root), ram))
+    return crash.crash_layout(command_line, reservation, header, memory.regions)
 
 
 def _image_path(name: str, arch: str) -> str:
@@ -432,11 +604,12 @@ def _image_path(name: str, arch: str) -> str:
     return example_payload(name, arch) or name
 
 
-def _command_line(args: argparse.Namespace) -> str | None:
-    """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given."""
+def _command_line(args: argparse.Namespace, crash: bool = False) -> str | None:
+    """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given.
+    (A crash kernel's reuses this kernel's without crashkernel=.)"""
     from kexec_py.cmdline import compose, read_proc_cmdline, reusable
 
-    reused = reusable(read_proc_cmdline(args.machine_root)) if args.reuse_cmdline else None
+    reused = reusable(read_proc_cmdline(args.machine_root), crash) if args.reuse_cmdline else None
     return compose(reused, args.command_line)
 
 
@@ -462,13 +635,22 @@ def _plan_jump_back(args: argparse.Namespace) -> KexecPlan:
     return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source, saved_page)
 
 
-def _print_plan(plan: KexecPlan, route: Route, as_json: bool) -> None:
+def _print_plan(plan: KexecPlan, route: Route, as_json: bool, choice: SyscallChoice) -> None:
     if as_json:
         import json
 
-        print(json.dumps({**plan.as_dict(), "backend": route.backend}))
+        print(json.dumps({**plan.as_dict(), "backend": route.backend, "syscall": choice.first}))
     else:
-        print(plan.describe(route.describe()))
+        print(plan.describe(choice.describe() + "\n" + route.describe()))
+
+
+def _print_file_load(load: FileLoad, choice: SyscallChoice, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps({**load.as_dict(), "fallback": "kexec_load" if choice.fallback else None}))
+    else:
+        print(load.describe() + "\n" + choice.describe())
 
 
 def _holder(backends: _Backends) -> LinuxKernel | ShimKernel:
@@ -508,14 +690,30 @@ def _exec(args: argparse.Namespace, backends: _Backends) -> int:
     return 0  # reboot() returned: a preserve-context image ran and came back
 
 
-def _unload(args: argparse.Namespace, backends: _Backends) -> int:
-    """Both: whichever holds an image, it goes."""
-    flags = _target_arch(args).kexec_arch
-    if backends.shim.present():
-        backends.shim.kexec_unload(flags)
-    backends.kernel.kexec_unload(flags)
+def _unload(args: argparse.Namespace, backends: _Backends, crash: bool) -> int:
+    """Both: whichever holds an image, it goes (the crash kernel only the kernel
+    holds). The kernel's through kexec_file_load where -s/-a choose it: under
+    lockdown kexec_load cannot unload."""
+    from kexec_py.errors import KernelError
+    from kexec_py.file_load import unload_flags
+    from kexec_py.flags import KexecFlags
+
+    arch = _target_arch(args)
+    if not crash and backends.shim.present():
+        backends.shim.kexec_unload(arch.kexec_arch)
+    choice = file_load_choose(args.syscall, arch.name, unload=True)
+    if choice.first == "kexec_file_load":
+        try:
+            backends.kernel.kexec_file_unload(unload_flags(crash))
+            return 0
+        except KernelError as e:
+            if e.errno not in choice.fallback:
+                raise
+    backends.kernel.kexec_unload(arch.kexec_arch | (KexecFlags.ON_CRASH if crash else 0))
     return 0
 
 
-def _status(args: argparse.Namespace, backends: _Backends) -> int:
+def _status(args: argparse.Namespace, backends: _Backends, crash: bool) -> int:
+    if crash:
+        return 1 if backends.kernel.kexec_loaded(crash=True) else 0
     return 1 if backends.shim.kexec_loaded() or backends.kernel.kexec_loaded() else 0

@@ -24,10 +24,12 @@ def parameter_name(parameter: str) -> str:
     return parameter.split("=", 1)[0]
 
 
-def reusable(cmdline: str) -> str:
-    """The running kernel's command line minus what belongs to this boot only.
-    (kexec-tools also drops crashkernel= for panic loads; kexec-py has no -p.)"""
-    return " ".join(p for p in parameters(cmdline) if parameter_name(p) not in NOT_REUSED)
+def reusable(cmdline: str, crash: bool = False) -> str:
+    """The running kernel's command line minus what belongs to this boot only; for
+    a crash kernel (-p) also crashkernel=, as kexec-tools drops it: the crash kernel
+    must not reserve memory again."""
+    dropped = (*NOT_REUSED, "crashkernel") if crash else NOT_REUSED
+    return " ".join(p for p in parameters(cmdline) if parameter_name(p) not in dropped)
 
 
 def compose(reused: str | None, append: str | None) -> str | None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from _cffi_backend import FFI
 
+    from kexec_py.file_load import FileLoad
     from kexec_py.netif import Snapshot
     from kexec_py.segments import Buffer, KexecPlan, Segment
 
@@ -33,7 +34,7 @@ KEXEC_PRESERVE_CONTEXT = 0x2  # flags.KexecFlags, not imported: `kexec -e` stays
 # kernel goes through the compat entry points).
 SYSCALL_NUMBERS = {
     32: {"kexec_load": 283, "reboot": 88},
-    64: {"kexec_load": 246, "reboot": 169},
+    64: {"kexec_load": 246, "reboot": 169, "kexec_file_load": 320},  # i386 has no kexec_file_load
 }
 LINUX_REBOOT_MAGIC1 = 0xFEE1DEAD
 LINUX_REBOOT_MAGIC2 = 672274793
@@ -78,11 +79,11 @@ def load_error_message(err: int, flags: int) -> str:
     return LOAD_ERRORS.get(err, os.strerror(err))
 
 
-def permission_message(root: str = "/", euid: int | None = None) -> str:
+def permission_message(root: str = "/", euid: int | None = None, locked_down: str = LOCKED_DOWN) -> str:
     """Why the kernel said EPERM: not root; else each cause that holds of
     kexec_load_disabled, lockdown and a missing CAP_SYS_BOOT; else the list of
     what to check. Reads files below root only when called: on an error path,
-    never at start-up."""
+    never at start-up. locked_down: what lockdown means for the call that failed."""
     if (os.geteuid() if euid is None else euid) != 0:
         return NOT_ROOT
     causes = []
@@ -90,7 +91,7 @@ def permission_message(root: str = "/", euid: int | None = None) -> str:
         causes.append(LOAD_DISABLED)
     mode = lockdown_mode(root)
     if mode:
-        causes.append(LOCKED_DOWN.format(mode=mode))
+        causes.append(locked_down.format(mode=mode))
     status = _read(root, "proc/self/status") or ""
     cap_eff = [line.split()[1:] for line in status.splitlines() if line.startswith("CapEff:")]
     if cap_eff and cap_eff[0] and all(c in "0123456789abcdefABCDEF" for c in cap_eff[0][0]):
@@ -219,6 +220,37 @@ class LinuxKernel(HostActions):
             message = permission_message(self._root) if err == E.EPERM else load_error_message(err, flags)
             raise KernelError(f"kexec_load failed: {message}", err)
 
+    def kexec_file_load(self, load: FileLoad) -> None:
+        """kexec_file_load(kernel_fd, initrd_fd, cmdline_len, cmdline, flags); the
+        files are open only for the call."""
+        fds: list[int] = []
+        try:
+            for path in (load.kernel, load.initrd):
+                fds.append(-1 if path is None else _open_read_only(path))
+            cmdline = self._ffi.new("char[]", load.cmdline)  # the kernel copies cmdline_len bytes
+            self._kexec_file_load(fds[0], fds[1], len(load.cmdline), cmdline, load.flags)
+        finally:
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)
+
+    def kexec_file_unload(self, flags: int) -> None:
+        self._kexec_file_load(-1, -1, 0, self._ffi.NULL, flags)
+
+    def _kexec_file_load(self, kernel_fd: int, initrd_fd: int, cmdline_len: int, cmdline: Any, flags: int) -> None:
+        from kexec_py.file_load import LOCKED_DOWN_FILE, file_load_error_message
+
+        ffi = self._ffi
+        if "kexec_file_load" not in self._numbers:  # a 32-bit process: the compat table has none
+            err = E.ENOSYS
+        else:
+            err = self._syscall("kexec_file_load", ffi.cast("long", kernel_fd), ffi.cast("long", initrd_fd),
+                                ffi.cast("unsigned long", cmdline_len), cmdline, ffi.cast("unsigned long", flags))
+        if err:
+            message = (permission_message(self._root, locked_down=LOCKED_DOWN_FILE) if err == E.EPERM
+                       else file_load_error_message(err))
+            raise KernelError(f"kexec_file_load failed: {message}", err)
+
     def reboot_kexec(self) -> None:
         """Jump to the loaded image. Returns only when a preserve-context image came back."""
         ffi = self._ffi
@@ -240,6 +272,13 @@ class LinuxKernel(HostActions):
                 return f.read().strip() == "1"
         except OSError as e:
             raise KernelError(f"cannot read {e.filename}: {e.strerror} (no kexec support?)", e.errno) from e
+
+
+def _open_read_only(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KexecError(f"cannot open {path}: {e.strerror}") from None
 
 
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8

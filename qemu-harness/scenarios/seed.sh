@@ -12,5 +12,5 @@ for jump in 1 2 3; do
     echo "seed: back in Linux after jump $jump; kexec -e exited 0"
 done
 kexec -u
-# -S: 0 when nothing is loaded, in the kernel or in the kexec_jump module
-kexec -S && echo "seed: unloaded; kexec -S exited 0"
+# -S -l: 0 when nothing is loaded, in the kernel or in the kexec_jump module
+kexec -S -l && echo "seed: unloaded; kexec -S -l exited 0"

@@ -627,6 +627,7 @@ def test_cli_dry_run_json(run_cli, bzimage, initrd, machine_root, cli_purgatory,
         "entry": purgatory.link(0x12000, {}).entry,
         "flags": 0x30000,
         "backend": "kernel",  # plain loads always use kexec_load
+        "syscall": "kexec_load",  # i386 has no kexec_file_load
         "segments": [
             {"mem": 0x10000, "memsz": 0x2000, "bufsz": 0x100E, "source": "zero page (boot_params) + command line"},
             {"mem": 0x12000, "memsz": purgatory.size, "bufsz": purgatory_bufsz, "source": f"purgatory ({cli_purgatory})"},
@@ -668,7 +669,7 @@ BAD_LINUX_INPUT = [
     ("command-line-too-long", ["IMG", "--append", "x" * 2048], "the command line is 2048 bytes"),
     ("missing-initrd", ["IMG", "--ramdisk", "/nonexistent/initrd"],
      "initrd: cannot open /nonexistent/initrd: No such file or directory"),
-    ("x86_64", ["--arch", "x86_64", "IMG"], "lacks 0x1: no 64-bit entry (startup_64), which x86_64 kernels enter"),
+    ("x86_64", ["--arch", "x86_64", "-c", "IMG"], "lacks 0x1: no 64-bit entry (startup_64), which x86_64 kernels enter"),
 ]
 
 

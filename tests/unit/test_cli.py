@@ -15,6 +15,7 @@ from unit_support import HOST_TREE, REPO, FakeKernel, recorded_tree
 I386 = ["--arch", "i386", "--machine-root", HOST_TREE]
 KEXEC_ARCH_386, KEXEC_ARCH_X86_64 = 0x30000, 0x3E0000
 PRESERVE = 0x2
+ON_CRASH = 0x1
 BACKUP = "backup (zero-filled scratch)"
 
 
@@ -54,8 +55,13 @@ JUMP = ["interfaces_down", "reboot_kexec", "interfaces_restore"]  # -e's jump, n
 
 ACTIONS = [
     # id, argv (IMG: the tiny ELF32), loaded before, exit code, kernel calls, stderr
-    ("status-not-loaded", ["-S"], False, 0, ["kexec_loaded"], ""),
-    ("status-loaded", ["-S"], True, 1, ["kexec_loaded"], ""),
+    # -S asks about the crash kernel unless -l or --load-preserve-context say the kexec -e image
+    ("status-not-loaded", ["-S", "-l"], False, 0, ["kexec_loaded"], ""),
+    ("status-loaded", ["-S", "-l"], True, 1, ["kexec_loaded"], ""),
+    ("status-preserve-context", ["-S", "--load-preserve-context"], True, 1, ["kexec_loaded"], ""),
+    ("status-crash-by-default", ["-S"], True, 0, ["kexec_crash_loaded"], ""),
+    ("status-crash", ["-S", "-p"], True, 0, ["kexec_crash_loaded"], ""),
+    ("unload-crash", ["-u", "-p"], True, 0, ["kexec_unload"], ""),
     ("exec-nothing-loaded", ["-e"], False, 1, ["kexec_loaded"], "kexec: Nothing has been loaded!\n"),
     ("exec-returns", ["-e"], True, 0, ["kexec_loaded", "sync", *JUMP], ""),
     ("exec-no-sync", ["-e", "-y"], True, 0, ["kexec_loaded", *JUMP], ""),
@@ -101,11 +107,16 @@ def test_x86_64_load_flags(run_cli, tiny_elf64):
     assert kernel.plans[0].flags == KEXEC_ARCH_X86_64 | PRESERVE == 0x3E0002
 
 
-@pytest.mark.parametrize("arch, flags", [("i386", KEXEC_ARCH_386), ("x86_64", KEXEC_ARCH_X86_64)])
-def test_unload_names_the_kernel_arch(run_cli, arch, flags):
+@pytest.mark.parametrize("arch, argv, flags", [
+    ("i386", [], KEXEC_ARCH_386),
+    ("i386", ["-p"], KEXEC_ARCH_386 | ON_CRASH),
+    ("x86_64", ["-c"], KEXEC_ARCH_X86_64),
+    ("x86_64", ["-c", "-p"], KEXEC_ARCH_X86_64 | ON_CRASH),
+])
+def test_unload_names_the_kernel_arch(run_cli, arch, argv, flags):
     kernel = FakeKernel(loaded=True)
-    assert run_cli(["--arch", arch, "-u"], kernel).code == 0
-    assert kernel.unload_flags == [flags] and not kernel.loaded
+    assert run_cli(["--arch", arch, "-u", *argv], kernel).code == 0
+    assert (kernel.calls, kernel.unload_flags, kernel.loaded) == (["kexec_unload"], [flags], False)
 
 
 def test_debug_prints_the_segment_list_then_loads(run_cli, img):
@@ -128,7 +139,7 @@ KERNEL_FAILURES = [
     ("exec-ifdown", ["-e"], "interfaces_down", True, ["kexec_loaded", "sync", "interfaces_down"]),
     ("force-exec", ["-f", "--args-none", "IMG"], "reboot_kexec", False, ["kexec_load", "kexec_loaded", "sync", *JUMP]),
     ("unload", ["-u"], "kexec_unload", True, ["kexec_unload"]),
-    ("status", ["-S"], "kexec_loaded", False, ["kexec_loaded"]),
+    ("status", ["-S", "-l"], "kexec_loaded", False, ["kexec_loaded"]),
     ("shutdown", ["--args-none", "IMG"], "shutdown_reboot", False, ["kexec_load", "shutdown_reboot"]),
 ]
 
@@ -159,7 +170,9 @@ BAD_INPUT = [
     # id, argv (after --arch i386 --machine-root <host>), exit code, message
     ("load-and-exec", ["-l", "-e"], 1, "argument -e/--exec: not allowed with argument -l/--load"),
     ("exec-and-unload", ["-e", "-u"], 1, "not allowed with argument"),
-    ("status-and-load", ["-S", "--load-preserve-context", "IMG"], 1, "not allowed with argument"),
+    ("status-and-exec", ["-S", "-e"], 1, "kexec: -S/--status goes with nothing, -p, -l or --load-preserve-context\n"),
+    ("status-with-image", ["-S", "-l", "IMG"], 1, "kexec: --status takes no image\n"),
+    ("panic-and-exec", ["-p", "-e"], 1, "kexec: -p/--load-panic loads a crash kernel: it does not go with --exec\n"),
     ("two-arg-styles", ["-l", "--args-none", "--args-linux", "IMG"], 1, "not allowed with argument"),
     ("json-without-dry-run", ["--json", "-l", "--args-none", "IMG"], 1, "kexec: --json goes with --dry-run or --call\n"),
     ("exec-with-image", ["-e", "IMG"], 1, "kexec: --exec takes no image\n"),
@@ -287,6 +300,7 @@ def test_dry_run_json_preserve_context(run_cli, img):
         "flags": 0x30002,  # KEXEC_PRESERVE_CONTEXT | KEXEC_ARCH_386
         "segments": image_segments(img),
         "backend": "kernel",  # no shim on the recorded host: the kernel's kexec_load, as before
+        "syscall": "kexec_load",
     }
 
 
@@ -312,7 +326,7 @@ def test_dry_run_json_backup_segments(run_cli, img, window, segments):
     result = run_cli(I386 + ["--dry-run", "--json", *window, "--load-preserve-context", "--args-none", img])
     assert result.code == 0, result.err
     assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": segments(img),
-                                      "backend": "kernel"}
+                                      "backend": "kernel", "syscall": "kexec_load"}
 
 
 HALF_OF_HOST = "but the kernel refuses (EINVAL) more than half of RAM (12342042 KiB of 24684084 KiB): narrow --mem-min/--mem-max"
@@ -369,7 +383,7 @@ def test_dry_run_on_recorded_qemu_guests(run_cli, img, tree, window, expected):
     else:
         assert (result.code, result.err) == (0, "")
         assert json.loads(result.out) == {"entry": 0x1000000, "flags": 0x30002, "segments": expected(img),
-                                          "backend": "kernel"}
+                                          "backend": "kernel", "syscall": "kexec_load"}
 
 
 def test_dry_run_text(run_cli, img):
@@ -383,6 +397,7 @@ def test_dry_run_text(run_cli, img):
         f"segment[0]: mem=0x01000000 memsz=0x1000 bufsz=0x2  (0x1000000-0x1000fff)  {img} PT_LOAD[0] at 0x1000000\n"
         f"segment[1]: mem=0x01001000 memsz=0x3000 bufsz=0x4  (0x1001000-0x1003fff)  {img} PT_LOAD[1] at 0x1001000\n"
         f"segment[2]: mem=0x01004000 memsz=0x7fc000 bufsz=0x0  (0x1004000-0x17fffff)  {BACKUP}\n"
+        "syscall: kexec_load: i386 has no kexec_file_load\n"
         "backend: kernel (kexec_load): CONFIG_KEXEC_JUMP unknown: kexec_load first, the kexec_jump module if"
         " the kernel refuses (EINVAL)\n"
     )
@@ -408,7 +423,7 @@ def test_python_m_kexec_py(img, argv, code):
     if code == 0:
         assert result.stderr == ""
         assert json.loads(result.stdout) == {"entry": 0x1000000, "flags": 0x30002, "segments": image_segments(img),
-                                             "backend": "kernel"}
+                                             "backend": "kernel", "syscall": "kexec_load"}
     else:
         assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("kexec: ")
 

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from kexec_py import kernel
-from kexec_py.errors import KernelError
+from kexec_py.errors import KernelError, KexecError
 from kexec_py.kernel import REBOOT_ERRORS, SYSCALL_NUMBERS, load_error_message
 from unit_support import REPO
 
@@ -64,7 +64,7 @@ def test_reboot_errors(err, words):
 
 @pytest.mark.parametrize(
     "bits, numbers",
-    [(32, {"kexec_load": 283, "reboot": 88}), (64, {"kexec_load": 246, "reboot": 169})],
+    [(32, {"kexec_load": 283, "reboot": 88}), (64, {"kexec_load": 246, "reboot": 169, "kexec_file_load": 320})],
 )
 def test_syscall_numbers(bits, numbers):
     assert SYSCALL_NUMBERS[bits] == numbers  # i386 and x86_64 tables (arch/x86/entry/syscalls)
@@ -190,6 +190,10 @@ class RecordingLibc:
                 (ffi.buffer(s.buf, s.bufsz)[:] if s.bufsz else b"", int(ffi.cast("uintptr_t", s.mem)), s.memsz)
                 for s in (segments[i] for i in range(values[1]))
             ]
+        if len(args) == 5 and ffi.typeof(args[3]).kind == "array":  # kexec_file_load: what the fds and cmdline are
+            call["files"] = [os.readlink(f"/proc/self/fd/{fd}") if fd < 1 << 31 else int(ffi.cast("long", fd))
+                             for fd in values[:2]]
+            call["cmdline"] = ffi.buffer(args[3], values[2])[:]
         self.calls.append(call)
         ffi.errno = self.err
         return -1 if self.err else 0
@@ -241,6 +245,94 @@ def test_kexec_unload_is_a_load_of_no_segments(recording_kernel):
     linux, libc = recording_kernel()
     linux.kexec_unload(PLAIN_386)
     assert libc.calls == [{"number": SYSCALLS[64]["kexec_load"], "args": [0, 0, 0, PLAIN_386]}]
+
+
+# --- kexec_file_load ------------------------------------------------------------------------------
+
+FILE_LOAD_CASES = [
+    # id, initrd?, command line, crash: the files behind the fds, cmdline bytes (with the NUL), flags
+    ("plain", True, "console=ttyS0 tag=1", False, ["kernel", "initrd"], b"console=ttyS0 tag=1\0", 0),
+    ("no-initrd", False, "root=/dev/vda", False, ["kernel", -1], b"root=/dev/vda\0", 4),
+    ("no-cmdline", True, None, False, ["kernel", "initrd"], b"\0", 0),
+    ("crash", True, "irqpoll", True, ["kernel", "initrd"], b"irqpoll\0", 2),
+    ("crash-no-initrd", False, "", True, ["kernel", -1], b"\0", 6),
+]
+
+
+@pytest.mark.parametrize("with_initrd, command_line, crash, files, cmdline, flags", [c[1:] for c in FILE_LOAD_CASES],
+                         ids=[c[0] for c in FILE_LOAD_CASES])
+def test_kexec_file_load_passes_fds_cmdline_and_flags(recording_kernel, tmp_path, with_initrd, command_line, crash,
+                                                      files, cmdline, flags):
+    from kexec_py.file_load import file_load
+
+    for name in ("kernel", "initrd"):
+        (tmp_path / name).write_bytes(name.encode())
+    linux, libc = recording_kernel()
+    load = file_load(str(tmp_path / "kernel"), str(tmp_path / "initrd") if with_initrd else None, command_line, crash)
+    before = set(os.listdir("/proc/self/fd"))
+    linux.kexec_file_load(load)
+    [call] = libc.calls
+    assert call["number"] == 320
+    assert call["files"] == [str(tmp_path / f) if isinstance(f, str) else f for f in files]
+    assert (call["args"][2], call["cmdline"], call["args"][4]) == (len(cmdline), cmdline, flags)
+    assert set(os.listdir("/proc/self/fd")) == before  # the files are closed again
+
+
+@pytest.mark.parametrize("crash, flags", [(False, 1), (True, 3)])
+def test_kexec_file_unload(recording_kernel, crash, flags):
+    from kexec_py.file_load import unload_flags
+
+    linux, libc = recording_kernel()
+    linux.kexec_file_unload(unload_flags(crash))
+    assert [(c["number"], c["args"]) for c in libc.calls] == [(320, [(1 << 64) - 1, (1 << 64) - 1, 0, 0, flags])]
+
+
+def test_kexec_file_load_in_a_32_bit_process_is_enosys(recording_kernel):
+    linux, libc = recording_kernel(bits=32)
+    with pytest.raises(KernelError) as failed:
+        linux.kexec_file_unload(1)
+    assert (failed.value.errno, libc.calls) == (E.ENOSYS, [])
+
+
+@pytest.mark.parametrize("err, words", [
+    (E.EKEYREJECTED, ["signature", "EKEYREJECTED"]),
+    (E.EBADMSG, ["signature", "malformed", "EBADMSG"]),
+    (E.ENOKEY, ["signature", "no trusted key", "ENOKEY"]),
+    (E.ENOEXEC, ["does not take this image", "bzImage"]),
+    (E.ENOSYS, ["CONFIG_KEXEC_FILE", "-c"]),
+    (E.EPERM, ["root"]),
+    (E.EIO, [os.strerror(E.EIO)]),
+])
+def test_kexec_file_load_errors(recording_kernel, tmp_path, err, words):
+    from kexec_py.file_load import file_load
+
+    (tmp_path / "kernel").write_bytes(b"k")
+    linux, _ = recording_kernel(err=err)
+    with pytest.raises(KernelError) as failed:
+        linux.kexec_file_load(file_load(str(tmp_path / "kernel"), None, None, False))
+    message = str(failed.value)
+    assert message.startswith("kexec_file_load failed: ") and "\n" not in message and failed.value.errno == err
+    assert all(w in message for w in words), message
+
+
+def test_kexec_file_load_eperm_under_lockdown_names_the_signature(recording_kernel, tmp_path):
+    (tmp_path / "sys/kernel/security").mkdir(parents=True)
+    (tmp_path / "sys/kernel/security/lockdown").write_text("none [integrity] confidentiality\n")
+    linux, _ = recording_kernel(err=E.EPERM)
+    with pytest.raises(KernelError, match=r"^kexec_file_load failed: permission denied: the kernel is in lockdown"
+                                          r" mode \(integrity, as under Secure Boot\): kexec_file_load takes only a"
+                                          r" kernel signed with a key it trusts$"):
+        linux.kexec_file_unload(1)
+
+
+def test_kexec_file_load_of_a_missing_file(recording_kernel, tmp_path):
+    from kexec_py.file_load import file_load
+
+    (tmp_path / "kernel").write_bytes(b"k")
+    linux, libc = recording_kernel()
+    with pytest.raises(KexecError, match=r"^cannot open \S+/initrd: No such file or directory$"):
+        linux.kexec_file_load(file_load(str(tmp_path / "kernel"), str(tmp_path / "initrd"), None, False))
+    assert libc.calls == []
 
 
 PERMISSION_LIST = kernel._PERMISSION  # what EPERM says when no cause can be found (root, empty tree)

@@ -125,7 +125,7 @@ def test_example_plan(example, arch, capsys):
     assert dry_run(example, machine_root(arch), arch) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan == {"entry": start, "flags": ELF_FACTS[arch][2], "segments": expected_segments(example, loads),
-                    "backend": "kernel"}
+                    "backend": "kernel", "syscall": "kexec_load"}
 
 
 def test_example_is_refused_for_a_kernel_of_the_other_arch(example, arch, capsys):
@@ -168,7 +168,7 @@ def test_user_payload_at_a_custom_address(user_payload, capsys):
     assert dry_run(user_payload) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan == {"entry": 0x2400000, "flags": 0x30002, "segments": expected_segments(user_payload, loads),
-                    "backend": "kernel"}
+                    "backend": "kernel", "syscall": "kexec_load"}
 
 
 def test_user_payload_for_x86_64(tmp_path, capsys):

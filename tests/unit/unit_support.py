@@ -212,6 +212,7 @@ class FakeKernel:
     that a FakeKernel and a FakeShim may share one `calls` list."""
 
     loaded: bool = False
+    crash_loaded: bool = False
     fail: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
     plans: list = field(default_factory=list)
@@ -236,9 +237,19 @@ class FakeKernel:
         self.unload_flags.append(flags)
         self.loaded = False
 
+    def kexec_file_load(self, load):
+        self._call("kexec_file_load")
+        self.plans.append(load)
+        self.loaded = True
+
+    def kexec_file_unload(self, flags):
+        self._call("kexec_file_unload")
+        self.unload_flags.append(flags)
+        self.loaded = False
+
     def kexec_loaded(self, crash=False):
-        self._call("kexec_loaded")
-        return self.loaded
+        self._call("kexec_crash_loaded" if crash else "kexec_loaded")
+        return self.crash_loaded if crash else self.loaded
 
     def sync(self):
         self._call("sync")

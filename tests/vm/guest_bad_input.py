@@ -5,7 +5,7 @@
 
 ROWS.json is a list of {"name", "argv" (after `kexec`), "user", "binary", "timeout"}. For
 each row, in order, it runs the command and prints one line `@row {json}` with its exit
-status, stdout, stderr and the state afterwards: the exit status of `kexec -S` and the
+status, stdout, stderr and the state afterwards: the exit status of `kexec -S -l` and the
 contents of /sys/kernel/kexec_loaded and /sys/class/misc/kexec_jump/loaded ("-" when
 absent).
 
@@ -14,7 +14,7 @@ How a row runs: "binary" rows exec /usr/sbin/kexec itself, as nobody through set
 kexec_py and pyelftools once, and call kexec_py.cli.main(argv) exactly as the launcher
 does (`raise SystemExit(main())`: an uncaught exception prints its traceback and exits 1).
 Under TCG an interpreter start and the imports take one to three seconds per command; a
-fork takes a tenth of that. The `kexec -S` of the state check runs the same way. A row
+fork takes a tenth of that. The `kexec -S -l` of the state check runs the same way. A row
 still running after its timeout is killed and reported with status 124, as timeout(1) does.
 """
 
@@ -105,7 +105,7 @@ def _read(path: str) -> str:
 
 
 def state() -> list[str]:
-    status = run(["-S"], out=os.devnull, err=os.devnull)
+    status = run(["-S", "-l"], out=os.devnull, err=os.devnull)  # -S alone: the crash kernel
     return [str(status), *(_read(path).strip() or "-" for path in STATE_FILES)]
 
 

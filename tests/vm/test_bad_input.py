@@ -1,7 +1,7 @@
 """Bad input, in the guest, table-driven: every row of BAD_INPUT is a kexec command that
 must fail with exactly one line on stderr (`kexec: ...`, matching the row's regex), the
 row's exit code (kexec-tools': 1 usage, 255 failure), no traceback and nothing on stdout,
-and leave `kexec -S`, /sys/kernel/kexec_loaded and /sys/class/misc/kexec_jump/loaded as
+and leave `kexec -S -l`, /sys/kernel/kexec_loaded and /sys/class/misc/kexec_jump/loaded as
 they were. Before the rows, each guest loads phy_mode with --load-preserve-context and
 jumps once (call counter 1); after all of them, `kexec -e` must print call 2: the image
 loaded before the bad input is the same image, in the same state.
@@ -146,7 +146,7 @@ OPTIONS = [
         r"^kexec: argument -e/--exec: not allowed with argument -l/--load \(see kexec --help\)$"),
     Row("--load-preserve-context with -u", "--load-preserve-context -u {payload}", 1,
         r"argument -u/--unload: not allowed with argument --load-preserve-context"),
-    Row("-S with -", "-S -f {payload}", 1, r"argument -f/--force: not allowed with argument -S/--status"),
+    Row("-S with -f", "-S -f {payload}", 1, r"^kexec: -S/--status goes with nothing, -p, -l or --load-preserve-context$"),
     Row("--json without --dry-run", "--json {load} {payload}", 1, r"^kexec: --json goes with --dry-run or --call$",
         dry_run=False),
     Row("-e with an image", "-e {payload}", 1, r"^kexec: --exec takes no image$"),
@@ -175,7 +175,13 @@ OPTIONS = [
     Row("--entry outside the image", "{load} --entry 0x4000000 {payload}", 255,
         r"entry 0x4000000 is outside every loaded segment$"),
     Row("unknown option", "--bogus", 1, r"^kexec: unrecognized arguments: --bogus \(see kexec --help\)$", binary=True),
-    Row("kexec-tools' -p", "-p {payload}", 1, r"^kexec: unrecognized arguments: -p \(see kexec --help\)$"),
+    Row("-p without crashkernel=", "-p {payload}", 1, r"^kexec: no memory is reserved for a crash kernel: boot this"
+        r" kernel with crashkernel=SIZE \(e\.g\. crashkernel=256M\) before kexec -p$"),
+    Row("-s on i386", "-s -l {payload}", 1, r"^kexec: -s: kexec_file_load exists on x86_64 only; an i386 kernel has"
+        r" none \(use -c or -a\)$", kernels=("i386",)),
+    Row("-s with --load-preserve-context", "-s --load-preserve-context {payload}", 1,
+        r"^kexec: -s: kexec_file_load has no preserve-context flag; --load-preserve-context needs kexec_load or the"
+        r" kexec_jump module \(drop -s\)$", kernels=("x86_64", "amd64")),
     Row("--mem-min without its value", "{load} {payload} --mem-min", 1,
         r"^kexec: argument --mem-min: expected one argument \(see kexec --help\)$"),
     Row("-t without its value", "{load} {payload} -t", 1, r"^kexec: argument -t/--type: expected one argument"),
@@ -190,7 +196,7 @@ OPTIONS = [
     Row("no --args-none", "--load-preserve-context {payload}", 1, r"^kexec: elf-x86(_64)?: say --args-none"),
     Row("not a bzImage", "-l -t {bz} {bad}/good", 255,
         r"/good: not a bzImage \(no 0xAA55 boot flag at 0x1fe and \"HdrS\" at 0x202\)$"),
-    Row("bzImage without the 64-bit entry on x86_64", "-l {bad}/bz-good --reuse-cmdline", 255,
+    Row("bzImage without the 64-bit entry on x86_64", "-c -l {bad}/bz-good --reuse-cmdline", 255,
         r"/bz-good: xloadflags 0x0 lacks 0x1: no 64-bit entry \(startup_64\), which x86_64 kernels enter"
         r" \(an i386 kernel\? --arch i386 plans for an i386 machine\)$",
         kernels=("x86_64", "amd64")),
@@ -232,7 +238,7 @@ SYSTEM_ROWS = [
     Row("lockdown plain load", "-l --args-none {payload}", 255,
         r"^kexec: kexec_load failed: permission denied: the kernel is in lockdown mode \(integrity",
         kernels=("amd64-lockdown",), host=False),
-    Row("lockdown -u", "-u", 255, r"lockdown mode \(integrity", kernels=("amd64-lockdown",), host=False),
+    Row("lockdown -c -u", "-c -u", 255, r"lockdown mode \(integrity", kernels=("amd64-lockdown",), host=False),
     Row("lockdown --backend shim", "--backend shim {load} {payload}", 255,
         r"^kexec: --backend shim: the kexec_jump module does not load: the kernel is in lockdown mode \(integrity\)",
         kernels=("amd64-lockdown",), host=False),
@@ -273,7 +279,7 @@ class Outcome:
     code: int
     stdout: str
     stderr: str
-    state: tuple[str, str, str]  # kexec -S status, /sys/kernel/kexec_loaded, .../kexec_jump/loaded ("-": none)
+    state: tuple[str, str, str]  # kexec -S -l status, /sys/kernel/kexec_loaded, .../kexec_jump/loaded ("-": none)
     seconds: float = 0.0
 
 
@@ -284,7 +290,7 @@ class GuestRun:
 
     kernel: str
     before: tuple[str, str, str] | None = None
-    after: tuple[str, str, str] | None = None  # the same, after all rows (/usr/sbin/kexec -S)
+    after: tuple[str, str, str] | None = None  # the same, after all rows (/usr/sbin/kexec -S -l)
     outcomes: dict[str, Outcome] | None = None
     final: str | None = None
     error: str | None = None  # why the run stopped early (the guest died, timed out, ...)
@@ -293,7 +299,7 @@ class GuestRun:
     console: str = ""
 
 
-STATE = ("kexec -S >/dev/null 2>&1; s=$?;"
+STATE = ("kexec -S -l >/dev/null 2>&1; s=$?;"
          " printf '@state %s %s %s\\n' $s \"$(cat /sys/kernel/kexec_loaded)\""
          " \"$(cat /sys/class/misc/kexec_jump/loaded 2>/dev/null || echo -)\"")
 ROW_LINE = re.compile(r"^@row (\{.*\})$", re.M)
@@ -438,11 +444,11 @@ def test_bad_input(guest_runs, kernel: str, row: Row) -> None:
         pytest.fail(f"{kernel}: the guest stopped before {row.name!r}: {run.error}{report(run)}")
     outcome = run.outcomes[row.name]
     check_result(row, outcome.code, outcome.stdout, outcome.stderr)
-    assert outcome.state == run.before, (f"{row.name}: (kexec -S, kexec_loaded, kexec_jump/loaded) went from"
+    assert outcome.state == run.before, (f"{row.name}: (kexec -S -l, kexec_loaded, kexec_jump/loaded) went from"
                                         f" {run.before} to {outcome.state}")
 
 
-EXPECTED_STATE = {  # (kexec -S status, /sys/kernel/kexec_loaded, /sys/class/misc/kexec_jump/loaded)
+EXPECTED_STATE = {  # (kexec -S -l status, /sys/kernel/kexec_loaded, /sys/class/misc/kexec_jump/loaded)
     "i386": ("1", "1", "-"),
     "x86_64": ("1", "1", "-"),
     "amd64": ("1", "0", "1"),

@@ -142,7 +142,7 @@ def faults_and_comes_back(g: Guest, arch: str, kind: str, payload: Path) -> None
             # Linux came back whole: a command runs, tmpfs is intact, the image still loaded
             assert g.check("echo linux-still-here").strip() == "linux-still-here"
             g.check(f"sha256sum -c {BALLAST}.sum", timeout=120)
-            assert g.run("kexec -S").rc == 1
+            assert g.run("kexec -S -l").rc == 1
         else:  # called again, from the top, and it knows what happened last time
             width = DIGITS[arch]
             error = ERROR.get(arch, {}).get(kind) or 0

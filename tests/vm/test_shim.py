@@ -79,7 +79,7 @@ def test_seed_scenario_five_jumps_through_the_shim(stock_guests, flavour: str) -
     g.check(f"(cd /tmp && {LOAD})")  # the seed's line, verbatim: modprobe happens inside
     assert shim_loaded(g) == "1"
     assert g.check("cat /sys/kernel/kexec_loaded").strip() == "0", "the kernel's own kexec holds nothing"
-    assert g.run("kexec -S").rc == 1
+    assert g.run("kexec -S -l").rc == 1
     for call in range(1, 6):
         rc, output = g.run("kexec -e", timeout=JUMP_TIMEOUT)
         assert rc == 0, output
@@ -90,7 +90,7 @@ def test_seed_scenario_five_jumps_through_the_shim(stock_guests, flavour: str) -
     g.check("sha256sum -c /tmp/big.sum", timeout=120)
     assert f"{arch}/phy_mode" in payload(arch, "phy_mode")
     g.check("kexec -u")
-    assert shim_loaded(g) == "0" and g.run("kexec -S").rc == 0
+    assert shim_loaded(g) == "0" and g.run("kexec -S -l").rc == 0
     assert one_line(g.run("kexec -e").output) == "kexec: Nothing has been loaded!"
     g.check("kill $(cat /tmp/sleeper); rm -f /tmp/big /tmp/big.sum")
     assert not re.search(r"WARNING|BUG:|Oops", g.check("dmesg")), g.check("dmesg | tail -50")
@@ -165,7 +165,7 @@ def test_without_the_module_one_line_names_the_package(guest_factory, flavour: s
     assert rc == 255
     assert NOT_INSTALLED in one_line(output)
     assert g.check("cat /sys/kernel/kexec_loaded").strip() == "0"
-    assert g.run("kexec -S").rc == 0
+    assert g.run("kexec -S -l").rc == 0
     assert not g.run("test -e /dev/kexec_jump").rc == 0
 
 
@@ -237,7 +237,7 @@ def test_unload_and_rmmod_give_every_page_back(stock_guests, flavour: str) -> No
     g.check("rmmod kexec_jump")
     assert g.run("test -e /dev/kexec_jump").rc != 0
     assert abs(before - free_kib(g)) < MEMFREE_SLACK_KIB
-    assert g.run("kexec -S").rc == 0
+    assert g.run("kexec -S -l").rc == 0
     g.check("modprobe kexec_jump")
     assert not re.search(r"WARNING|BUG:|Oops", g.check("dmesg"))
 

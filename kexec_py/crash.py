@@ -1,0 +1,123 @@
+"""The crash kernel (kexec -p): the memory the running kernel reserved for it
+(crashkernel=), read from /proc/iomem as kexec-tools does.
+
+Readers take the machine's root directory (--machine-root), like kexec_py.memmap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from kexec_py.errors import EXIT_USAGE, KexecError
+from kexec_py.memmap import MemoryRegion
+from kexec_py.ranges import Range, align_down, align_up
+from kexec_py.segments import Segment
+
+CRASH_KERNEL = "Crash kernel"
+# Nested /proc/iomem lines too: the reservation sits inside a System RAM entry.
+_IOMEM_LINE = re.compile(r"\s*([0-9a-fA-F]{1,16})-([0-9a-fA-F]{1,16}) : (.*)")
+
+class NotReserved(KexecError):
+    exit_code = EXIT_USAGE  # kexec-tools dies with 1 here
+
+
+NOT_RESERVED = ("no memory is reserved for a crash kernel: boot this kernel with crashkernel=SIZE"
+                " (e.g. crashkernel=256M) before kexec -p")
+
+
+# What a crash kernel needs on top of the user's line (kdump-tools' KDUMP_CMDLINE_APPEND):
+# one CPU (the others are stopped mid-flight), devices reset by their drivers before use,
+# interrupts polled (the crashed kernel left controllers in any state). A parameter the
+# line already has, by any of its names, is not added again.
+CRASH_PARAMETERS = (("maxcpus=1", ("maxcpus", "nr_cpus")), ("reset_devices", ("reset_devices",)),
+                    ("irqpoll", ("irqpoll",)))
+
+
+def crash_command_line(line: str | None, elfcorehdr: int | None = None) -> str:
+    """The crash kernel's command line: line (--reuse-cmdline without crashkernel=, then
+    --append), then elfcorehdr=<KiB>K where kexec-py placed the ELF core header
+    (kexec_load; kexec_file_load's kernel adds its own), then CRASH_PARAMETERS."""
+    from kexec_py.cmdline import parameter_name, parameters
+
+    words = parameters(line or "")
+    names = {parameter_name(p) for p in words}
+    if elfcorehdr is not None:
+        words = [w for w in words if parameter_name(w) != "elfcorehdr"] + [f"elfcorehdr={elfcorehdr >> 10}K"]
+    words += [text for text, aliases in CRASH_PARAMETERS if not names.intersection(aliases)]
+    return " ".join(words)
+
+
+def parse_crash_reservation(iomem: str) -> tuple[Range, ...]:
+    """The "Crash kernel" ranges of /proc/iomem text, in order (end exclusive)."""
+    found = []
+    for line in iomem.splitlines():
+        match = _IOMEM_LINE.fullmatch(line)
+        if match and match[3].strip() == CRASH_KERNEL:
+            start, end = int(match[1], 16), int(match[2], 16)
+            if end >= start:
+                found.append(Range(start, end + 1))
+    return tuple(found)
+
+
+def crash_reservation(root: str = "/") -> tuple[Range, ...]:
+    """The crashkernel= reservation of the machine below root; KexecError (one line)
+    when there is none, as kexec-tools' is_crashkernel_mem_reserved() refuses."""
+    path = os.path.join(root, "proc/iomem")
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        raise KexecError(f"cannot read {path}: {e.strerror}") from None
+    ranges = parse_crash_reservation(text)
+    if ranges and all(r.start == 0 for r in ranges):
+        raise KexecError(f"{path} hides its addresses from non-root users; run as root")
+    if not ranges:
+        raise NotReserved(NOT_RESERVED)
+    return ranges
+
+
+# --- a crash kernel through kexec_load: kexec-py writes what kexec_file_load's kernel would --------
+
+LOW_RAM = Range(0, 0xA0000)  # the 640 KiB below the VGA hole: an i386 kernel's trampoline needs it
+
+
+@dataclass(frozen=True)
+class CrashLayout:
+    """Where a kexec_load crash kernel goes: the ELF core header at the top of the
+    reservation, everything else (kernel, initrd, zero page, purgatory) below it."""
+
+    header: Segment
+    window: Range
+    command_line: str  # with elfcorehdr= and the memmap= that confines the crash kernel
+
+
+def crash_layout(line: str | None, reservation: Range, header: bytes,
+                 regions: Sequence[MemoryRegion]) -> CrashLayout:
+    """Pure: the header placed, and the command line: crash_command_line() plus
+    memmap=exactmap with the low 640 KiB and the window as the only RAM, the firmware's
+    ACPI tables (#) and NVS ($) kept, so that the crash kernel touches nothing of the
+    crashed kernel's memory the core header describes but the low 640 KiB (kexec-tools
+    backs those up first; kexec-py's purgatory does not yet)."""
+    spot = Range(align_down(reservation.end - len(header)), reservation.end)
+    window = Range(reservation.start, spot.start)
+    if window.size < MIN_WINDOW:
+        raise KexecError(f"the crashkernel= reservation {reservation} is too small for a crash kernel"
+                         f" (at least {MIN_WINDOW >> 20} MiB)")
+    memmap = ["memmap=exactmap", _memmap(LOW_RAM, "@"), _memmap(window, "@")]
+    memmap += [_memmap(r.range, MEMMAP_KEPT[r.type]) for r in regions if r.type in MEMMAP_KEPT]
+    words = [crash_command_line(line, spot.start), *memmap]
+    return CrashLayout(Segment(spot.start, spot.size, header, "ELF core header (elfcorehdr=)"), window,
+                       " ".join(words))
+
+
+MIN_WINDOW = 16 << 20
+MEMMAP_KEPT = {"ACPI Tables": "#", "ACPI Non-volatile Storage": "$"}
+
+
+def _memmap(r: Range, kind: str) -> str:
+    """memmap=SIZE<kind>START in KiB (the kernel's memparse takes K)."""
+    start, end = align_down(r.start, 1024), align_up(r.end, 1024)
+    return f"memmap={(end - start) >> 10}K{kind}{start >> 10}K"
