@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         " --load-preserve-context, jump, read its answer through a result buffer pinned in this"
         " process, unload it (refused while an image is loaded). Exits 255 with one line if the"
         " payload faults or returns non-zero")
+    add("--print-ckr-size", dest="action", action="store_const", const="print-ckr-size",
+        help="print the size in bytes of the memory reserved for a crash kernel (crashkernel=),"
+        " 0 if none, as kexec-tools does")
 
     actions.add_argument("-p", "--load-panic", action="store_true",
                          help="load a crash kernel, which a panic of this kernel boots (needs memory"
@@ -279,6 +282,8 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
         raise UsageError("--param goes with --call")
     if action == "call":
         return _call(args, backends)
+    if action == "print-ckr-size":
+        return _print_crash_size(args)
     if args.json and not args.dry_run:
         raise UsageError("--json goes with --dry-run or --call")
     if args.status:
@@ -710,6 +715,19 @@ def _unload(args: argparse.Namespace, backends: _Backends, crash: bool) -> int:
             if e.errno not in choice.fallback:
                 raise
     backends.kernel.kexec_unload(arch.kexec_arch | (KexecFlags.ON_CRASH if crash else 0))
+    return 0
+
+
+def _print_crash_size(args: argparse.Namespace) -> int:
+    from kexec_py.crash import NotReserved, crash_reservation, reserved_size
+
+    if args.image or args.load_panic or args.status:
+        raise UsageError("--print-ckr-size takes no image and no other action")
+    try:
+        size = reserved_size(crash_reservation(args.machine_root))
+    except NotReserved:
+        size = 0
+    print(size)
     return 0
 
 

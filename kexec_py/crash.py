@@ -62,6 +62,12 @@ def parse_crash_reservation(iomem: str) -> tuple[Range, ...]:
     return tuple(found)
 
 
+def reserved_size(ranges: Sequence[Range]) -> int:
+    """--print-ckr-size: from the first reservation's start to the last one's end, as
+    kexec-tools' get_crash_kernel_load_range() spans them."""
+    return ranges[-1].end - ranges[0].start if ranges else 0
+
+
 def crash_reservation(root: str = "/") -> tuple[Range, ...]:
     """The crashkernel= reservation of the machine below root; KexecError (one line)
     when there is none, as kexec-tools' is_crashkernel_mem_reserved() refuses."""

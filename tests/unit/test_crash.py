@@ -150,3 +150,25 @@ def ram_ranges_of(memory):
     from kexec_py.memmap import SYSTEM_RAM
 
     return ram_ranges([r.range for r in memory.regions if r.type == SYSTEM_RAM], [RESERVATION])
+
+
+@pytest.mark.parametrize("iomem, expected", [
+    (IOMEM_X86_64, "134217728\n"),  # 0x15000000-0x1cffffff
+    # crashkernel=X,high with its low part: the span from the first start to the last end
+    ("  6f000000-7effffff : Crash kernel\n  170000000-17fffffff : Crash kernel\n", f"{0x180000000 - 0x6F000000}\n"),
+    ("00100000-1ffdffff : System RAM\n", "0\n"),  # nothing reserved: 0, exit 0 (kexec-tools)
+])
+def test_print_crash_kernel_size(run_cli, tmp_path, iomem, expected):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/iomem").write_text(iomem)
+    result = run_cli(["--machine-root", tmp_path, "--print-ckr-size"])
+    assert (result.code, result.out, result.err) == (0, expected, "")
+
+
+@pytest.mark.parametrize("argv", [["--print-ckr-size", "bzImage"], ["--print-ckr-size", "-p"],
+                                  ["--print-ckr-size", "-S"], ["--print-ckr-size", "-l"]])
+def test_print_crash_kernel_size_takes_nothing_else(run_cli, tmp_path, argv):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/iomem").write_text(IOMEM_X86_64)
+    result = run_cli(["--machine-root", tmp_path, *argv])
+    assert result.code == 1 and result.out == "" and len(result.err.splitlines()) == 1, result
