@@ -20,7 +20,8 @@ RUN_VM = Path(__file__).resolve().parents[2] / "qemu-harness" / "run-vm"
 # uname -m and the kernel version each arch's guest runs
 KERNELS = {"i386": ("i686", r"6\.1\.\d+"), "x86_64": ("x86_64", r"6\.12\.117")}
 # what the x86_64 fragment adds to the common needs
-ARCH_SYMBOLS = {"i386": ("NOHIGHMEM",), "x86_64": ("64BIT", "KEXEC_FILE", "RELOCATABLE", "CRYPTO_SHA256")}
+ARCH_SYMBOLS = {"i386": ("HIGHMEM4G", "CRASH_DUMP", "PROC_VMCORE"),
+                "x86_64": ("64BIT", "KEXEC_FILE", "RELOCATABLE", "CRYPTO_SHA256", "CRASH_DUMP", "PROC_VMCORE")}
 
 
 def test_guest_runs_our_kernel(arch_guest: Guest, arch: str) -> None:
@@ -66,8 +67,10 @@ def test_kexec_py_is_the_installed_deb(arch_guest: Guest) -> None:
     assert "/usr/sbin/kexec" in guest.check("dpkg -L kexec-py").split()
     for arch in ("i386", "x86_64"):
         guest.check(f"test -f {payload(arch, 'phy_mode')} && test -f {payload(arch, 'entry_report')}")
-    purgatory = guest.check("python3 -c 'from kexec_py import purgatory; print(purgatory.default_purgatory_path())'")
-    assert purgatory.strip() == "/usr/lib/python3/dist-packages/kexec_py/data/purgatory.ro"
+    for arch, name in (("i386", "purgatory.ro"), ("x86_64", "purgatory64.ro")):
+        purgatory = guest.check("python3 -c 'from kexec_py import arch, purgatory;"
+                                f" print(purgatory.default_purgatory_path(arch.ARCHES[\"{arch}\"]))'")
+        assert purgatory.strip() == f"/usr/lib/python3/dist-packages/kexec_py/data/{name}"
     assert guest.check("kexec --version").strip() == "kexec-py 0.1.0"
 
 
