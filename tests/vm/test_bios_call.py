@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import GuestFactory, _shared_guest
 from test_kexec_jump import JUMP_TIMEOUT
-from test_payload_faults import install
+from test_payload_faults import build_kit_payload, install
 from vmharness.guest import Guest, nic_mac
 
 pytestmark = pytest.mark.vm
@@ -46,12 +45,8 @@ def test_payloads(tmp_path_factory) -> dict[str, dict[str, Path]]:
     built: dict[str, dict[str, Path]] = {}
     for arch in ("i386", "x86_64"):
         for name, (source, cflags) in TEST_PAYLOADS.items():
-            path = out / arch / name
-            done = subprocess.run(["make", "-s", "-C", str(CSRC), f"PAYLOAD={CSRC / 'test' / source}",
-                                   f"OUT={path}", f"ARCH={arch}", f"EXTRA_CFLAGS={cflags}"],
-                                  capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, done.stderr
-            built.setdefault(arch, {})[name] = path
+            built.setdefault(arch, {})[name] = build_kit_payload(CSRC / "test" / source, out / arch / name,
+                                                                 arch, cflags)
     return built
 
 

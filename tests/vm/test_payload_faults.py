@@ -58,14 +58,17 @@ def fault_payloads(tmp_path_factory) -> dict[str, dict[str, Path]]:
     payloads: dict[str, dict[str, Path]] = {}
     for arch, kinds in KINDS.items():
         for kind in kinds:
-            path = out / arch / f"fault_{kind}"
-            result = subprocess.run(
-                ["make", "-s", "-C", str(CSRC), f"PAYLOAD={SOURCE}", f"OUT={path}", f"ARCH={arch}",
-                 f"EXTRA_CFLAGS=-DFAULT_VECTOR={FAULTS[kind][0]}"],
-                capture_output=True, text=True, timeout=300)
-            assert result.returncode == 0, result.stderr
-            payloads.setdefault(arch, {})[kind] = path
+            payloads.setdefault(arch, {})[kind] = build_kit_payload(
+                SOURCE, out / arch / f"fault_{kind}", arch, f"-DFAULT_VECTOR={FAULTS[kind][0]}")
     return payloads
+
+
+def build_kit_payload(source: Path, out: Path, arch: str, cflags: str = "") -> Path:
+    """source built with the payload kit for an arch kernel (csrc/Makefile PAYLOAD=), at out."""
+    result = subprocess.run(["make", "-s", "-C", str(CSRC), f"PAYLOAD={source}", f"OUT={out}", f"ARCH={arch}",
+                             f"EXTRA_CFLAGS={cflags}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 @pytest.fixture(scope="module")
