@@ -240,7 +240,7 @@ def run(args: argparse.Namespace, backends: cli._Backends, buffer: ResultBuffer 
     if args.args_style is None:
         args.args_style = "none"
     plan = cli._plan_load(args, preserve_context=True)
-    route = cli._route(args, plan, backends)
+    route = cli._route(args, True, backends)
     arch = cli._target_arch(args)
     buffer, pages = pin_outside(plan.segments, arch.address_bits, buffer)
     target = cli._load(args, patch_plan(plan, pages, params), route, backends)

@@ -309,7 +309,8 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
         if args.image:
             raise UsageError("--load-jump-back-helper takes no image")
         choice = file_load_choose(args.syscall, arch, jump_back=True)
-        plan = _plan_jump_back(args)
+        route = _route(args, True, backends)
+        plan = _plan_jump_back(args, entry_mapped=route.backend == "shim")
     elif not args.image:
         raise UsageError("no image given")
     else:
@@ -322,7 +323,7 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
         if choice.first == "kexec_file_load":
             return _file_load(args, action, choice, backends)
         plan = _plan_load(args, preserve_context=preserve, crash=crash)
-    route = _route(args, plan, backends)
+        route = _route(args, preserve, backends)
     if args.dry_run:
         _print_plan(plan, route, args.json, choice)
         return 0
@@ -423,7 +424,7 @@ def _file_load(args: argparse.Namespace, action: str, choice: SyscallChoice, bac
             raise
         try:
             plan = _plan_load(args, preserve_context=False, crash=crash)
-            route = _route(args, plan, backends)
+            route = _route(args, False, backends)
             if args.debug:
                 sys.stderr.write(f"{e}; kexec_load instead\n" + plan.describe(route.describe()) + "\n")
             target = _load(args, plan, route, backends, replaces=not crash)
@@ -441,14 +442,12 @@ def _refuse_for_file_load(args: argparse.Namespace) -> NoReturn:
     raise UsageError(f"kexec_file_load takes a bzImage as it is: {', '.join(given)} apply to kexec_load (-c)")
 
 
-def _route(args: argparse.Namespace, plan: KexecPlan, backends: _Backends) -> Route:
+def _route(args: argparse.Namespace, preserve: bool, backends: _Backends) -> Route:
     """backend.choose() on this machine's facts. A dry run asks only what files say
     (the device node, or the module installed for this release); a load may modprobe."""
     from kexec_py import backend
-    from kexec_py.flags import KexecFlags
 
     root = args.machine_root
-    preserve = bool(plan.flags & KexecFlags.PRESERVE_CONTEXT)
     release = backend.running_release(root)
     if args.dry_run:
         def available() -> bool:
@@ -618,7 +617,8 @@ def _command_line(args: argparse.Namespace, crash: bool = False) -> str | None:
     return compose(reused, args.command_line)
 
 
-def _plan_jump_back(args: argparse.Namespace) -> KexecPlan:
+def _plan_jump_back(args: argparse.Namespace, entry_mapped: bool) -> KexecPlan:
+    """entry_mapped: the backend maps the entry itself (the shim), so no segment need."""
     import os
 
     from kexec_py.jump_back import entry_from_cmdline, jump_back_plan, read_jump_back_page
@@ -633,11 +633,12 @@ def _plan_jump_back(args: argparse.Namespace) -> KexecPlan:
     arch = _target_arch(args)
     saved_page = read_jump_back_page(args.machine_root)
     if args.entry is not None:
-        return jump_back_plan(args.entry, arch, "--entry", saved_page)
+        return jump_back_plan(args.entry, arch, "--entry", saved_page, entry_mapped)
     from kexec_py.cmdline import read_proc_cmdline
 
     source = os.path.join(args.machine_root, "proc/cmdline")
-    return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source, saved_page)
+    return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source,
+                          saved_page, entry_mapped)
 
 
 def _print_plan(plan: KexecPlan, route: Route, as_json: bool, choice: SyscallChoice) -> None:

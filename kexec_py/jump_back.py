@@ -12,7 +12,9 @@ and the image's segments, and the caller's re-entry page is in neither: the
 x86_64 purgatory saved a copy of that page (a SETUP_JUMP_BACK_PAGE setup_data
 node, /sys/kernel/boot_params/setup_data), and the helper loads it as its one
 segment. kexec_load maps it; the jump swaps in the very bytes the page holds,
-and the way back swaps them out again.
+and the way back swaps them out again. The kexec_jump module maps the entry
+itself (the page is not RAM of this kernel, and the module swaps only RAM), so
+through it the helper is the empty segment, as on i386.
 """
 
 from __future__ import annotations
@@ -96,15 +98,17 @@ def read_jump_back_page(root: str = "/") -> tuple[int, bytes] | None:
     return None
 
 
-def jump_back_plan(entry: int, arch: Arch, source: str, saved_page: tuple[int, bytes] | None = None) -> KexecPlan:
+def jump_back_plan(entry: int, arch: Arch, source: str, saved_page: tuple[int, bytes] | None = None,
+                   entry_mapped: bool = False) -> KexecPlan:
     """Exactly the kexec_load of kexec-tools' --load-jump-back-helper.
 
     Built here rather than through planner.make_plan on purpose: its one
     segment has no memory, outside RAM, which the planner's RAM checks would
     (rightly, for any other load) refuse. The kernel accepts it: a zero-sized
     segment loads nothing. Where the arch needs the re-entry page mapped
-    (Arch.jump_back_page_copy), the segment is that page instead, from
-    saved_page (read_jump_back_page) when it is the entry's.
+    (Arch.jump_back_page_copy) and the backend does not map the entry itself
+    (entry_mapped), the segment is that page instead, from saved_page
+    (read_jump_back_page) when it is the entry's.
     """
     _checked(entry, source)
     if entry >> arch.address_bits:
@@ -112,7 +116,7 @@ def jump_back_plan(entry: int, arch: Arch, source: str, saved_page: tuple[int, b
                                 f" {arch.address_bits}-bit address space of an {arch.name} kernel")
     notes = [f"jump-back helper: kexec -e returns to {entry:#x} ({source}), the kernel that jumped here"]
     segment = empty_segment(arch)
-    if arch.jump_back_page_copy:
+    if arch.jump_back_page_copy and not entry_mapped:
         page_at = entry & ~(PAGE_SIZE - 1)
         if saved_page is not None and saved_page[0] == page_at:
             segment = Segment(page_at, PAGE_SIZE, saved_page[1],

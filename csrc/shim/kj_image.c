@@ -42,6 +42,9 @@ int kj_image_validate(const struct kj_load *req, const struct kj_segment *segs)
 		return -EINVAL;
 	if (req->nr_segments > KJ_MAX_SEGMENTS)
 		return -EINVAL;
+	/* the relocation code enters the image through an identity map */
+	if (req->entry >= KEXEC_DESTINATION_MEMORY_LIMIT)
+		return -EADDRNOTAVAIL;
 
 	for (i = 0; i < req->nr_segments; i++) {
 		u64 mstart = segs[i].mem, mend = mstart + segs[i].memsz;

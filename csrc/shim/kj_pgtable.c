@@ -7,7 +7,12 @@
  *   - the control page at its physical address, where the relocation code
  *     runs (i386: only until it turns paging off);
  *   - x86_64: all System RAM at its physical address with 2 MiB pages: the
- *     kernel's entry contract for a 64-bit image is an identity map of RAM.
+ *     kernel's entry contract for a 64-bit image is an identity map of RAM;
+ *     and the 2 MiB around the image's entry, which need not be RAM of this
+ *     kernel: a second kernel's way back enters the first kernel's re-entry
+ *     page, which lies outside the RAM the second kernel was given. A peer
+ *     comes back with its re-entry point in the same control page, so the
+ *     load's entry is the one to map.
  * Entries are present, writable, supervisor, executable: SMEP, SMAP and NX
  * do not apply. Every table page comes from kj_alloc_safe_page().
  */
@@ -127,8 +132,13 @@ static int kj_map_ram_range(struct resource *res, void *arg)
 
 static int kj_map_identity(struct kj_pt *pt)
 {
-	return walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY,
-				   0, -1, pt, kj_map_ram_range);
+	u64 entry = round_down(pt->image->entry, PMD_SIZE);
+	int err;
+
+	err = walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY,
+				  0, -1, pt, kj_map_ram_range);
+	/* a 2 MiB leaf like RAM's, so mapping it twice writes the same entry */
+	return err ?: kj_map(pt, entry, entry, PMD_SHIFT);
 }
 #else
 static int kj_map_identity(struct kj_pt *pt)

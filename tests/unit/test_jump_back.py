@@ -9,7 +9,7 @@ from kexec_py.bootparams import JUMP_BACK_PAGE, SETUP_JUMP_BACK_PAGE
 from kexec_py.jump_back import (NothingToJumpBack, empty_segment, entry_from_cmdline, jump_back_plan,
                                 read_jump_back_page)
 from kexec_py.segments import KexecPlan, Segment
-from unit_support import HOST_TREE, FakeKernel, write_tree
+from unit_support import HOST_TREE, FakeKernel, FakeShim, write_tree
 
 
 @pytest.mark.parametrize(
@@ -178,17 +178,18 @@ def test_read_jump_back_page(tmp_path, nodes, found):
 
 
 @pytest.mark.parametrize(
-    "arch, saved, segment, note",
+    "arch, saved, entry_mapped, segment, note",
     [
-        (X86_64, (0xE800000, PAGE), (0xE800000, 0x1000, PAGE), None),
-        (X86_64, (0xE801000, PAGE), (0x3FFFFFFFF000, 0, b""), "no copy of the page at 0xe800000"),
-        (X86_64, None, (0x3FFFFFFFF000, 0, b""), "no copy of the page at 0xe800000"),
-        (I386, (0xE800000, PAGE), (0xFFFFF000, 0, b""), None),  # paging is off: nothing to map
+        (X86_64, (0xE800000, PAGE), False, (0xE800000, 0x1000, PAGE), None),
+        (X86_64, (0xE801000, PAGE), False, (0x3FFFFFFFF000, 0, b""), "no copy of the page at 0xe800000"),
+        (X86_64, None, False, (0x3FFFFFFFF000, 0, b""), "no copy of the page at 0xe800000"),
+        (X86_64, (0xE800000, PAGE), True, (0x3FFFFFFFF000, 0, b""), None),  # the shim maps the entry
+        (I386, (0xE800000, PAGE), False, (0xFFFFF000, 0, b""), None),  # paging is off: nothing to map
     ],
-    ids=["x86_64-saved", "x86_64-other-page", "x86_64-none", "i386"],
+    ids=["x86_64-saved", "x86_64-other-page", "x86_64-none", "x86_64-entry-mapped", "i386"],
 )
-def test_jump_back_plan_maps_the_re_entry_page(arch, saved, segment, note):
-    plan = jump_back_plan(0xE8000F2, arch, "--entry", saved)
+def test_jump_back_plan_maps_the_re_entry_page(arch, saved, entry_mapped, segment, note):
+    plan = jump_back_plan(0xE8000F2, arch, "--entry", saved, entry_mapped)
     (s,) = plan.segments
     assert (s.mem, s.memsz, bytes(s.buf)) == segment
     assert (note in plan.notes[-1]) if note else len(plan.notes) == 1
@@ -203,3 +204,19 @@ def test_cli_loads_the_saved_page_on_x86_64(run_cli, tmp_path):
     assert result.code == 0, result.err
     (plan,) = kernel.plans
     assert [(s.mem, s.memsz, bytes(s.buf)) for s in plan.segments] == [(0xE800000, 0x1000, PAGE)]
+
+
+@pytest.mark.parametrize("backend, segments", [
+    ("kernel", [(0xE800000, 0x1000, PAGE)]),
+    ("shim", [(0x3FFFFFFFF000, 0, b"")]),  # the module maps the entry; the page is not its RAM
+])
+def test_cli_helper_segment_follows_the_backend(run_cli, tmp_path, backend, segments):
+    root = write_setup_data(tmp_path, [(SETUP_JUMP_BACK_PAGE, JUMP_BACK_PAGE.pack(0xE800000, PAGE))])
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cmdline").write_text("console=ttyS0 kexec_jump_back_entry=0x000000000e8000f2\n")
+    kernel, shim = FakeKernel(), FakeShim(present_=True)
+    result = run_cli(["--arch", "x86_64", "--machine-root", root, "--backend", backend,
+                      "--load-jump-back-helper"], kernel, shim)
+    assert result.code == 0, result.err
+    (plan,) = (shim if backend == "shim" else kernel).plans
+    assert [(s.mem, s.memsz, bytes(s.buf)) for s in plan.segments] == segments
