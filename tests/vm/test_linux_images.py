@@ -102,9 +102,15 @@ def cmdline_size(images: Images) -> int:
 # --- 1. plain kexec -------------------------------------------------------------------
 
 
-def plain_kexec(guest_factory, images: Images, load: str, execute: str) -> None:
+def plain_kexec(guest_factory, images: Images, load: str, execute: str,
+                syscall: tuple[str, str | None] | None = None) -> None:
+    """syscall: what --dry-run --json must say the load uses, (first, fallback)."""
     g = guest_with_images(guest_factory, images)
     tag = marker("plain")
+    if syscall is not None:
+        plan = json.loads(g.check(f"{load} {KERNEL} --initrd={INITRD} --reuse-cmdline --append={tag}"
+                                  " --dry-run --json"))
+        assert (plan["syscall"], plan.get("fallback")) == syscall, plan
     g.check(f"{load} {KERNEL} --initrd={INITRD} --reuse-cmdline --append={tag}", timeout=LOAD_TIMEOUT)
     assert loaded(g) == "1"
 
@@ -116,8 +122,19 @@ def plain_kexec(guest_factory, images: Images, load: str, execute: str) -> None:
     assert loaded(g) == "0"
 
 
+# -a, the default: kexec_file_load first where the arch has it (x86_64), falling back to kexec_load
+DEFAULT_SYSCALL = {"i386": ("kexec_load", None), "x86_64": ("kexec_file_load", "kexec_load")}
+
+
 def test_plain_kexec_boots_the_kernel_and_its_initrd(guest_factory, images) -> None:
-    plain_kexec(guest_factory, images, "kexec -l", "kexec -e")
+    plain_kexec(guest_factory, images, "kexec -l", "kexec -e", DEFAULT_SYSCALL[images.arch])
+
+
+@pytest.mark.parametrize("images", ["x86_64"], indirect=True)
+def test_kexec_syscall_boots_it_through_kexec_load_and_purgatory(guest_factory, images) -> None:
+    """-c on x86_64: kexec_load with the 64-bit purgatory instead of the kernel's file loader
+    (-s: test_crash_kernel.py)."""
+    plain_kexec(guest_factory, images, "kexec -c -l", "kexec -e", ("kexec_load", None))
 
 
 @I386_ONLY
