@@ -105,8 +105,9 @@ def crash_layout(line: str | None, reservation: Range, header: bytes,
     """Pure: the header placed, and the command line: crash_command_line() plus
     memmap=exactmap with the low 640 KiB and the window as the only RAM, the firmware's
     ACPI tables (#) and NVS ($) kept, so that the crash kernel touches nothing of the
-    crashed kernel's memory the core header describes but the low 640 KiB (kexec-tools
-    backs those up first; kexec-py's purgatory does not yet)."""
+    crashed kernel's memory the core header describes but the low 640 KiB. kexec-tools
+    backs those up first; since Linux 5.13 ("x86/setup: always reserve the first 1M of
+    RAM") the crashed kernel kept no data there, so kexec-py does not."""
     spot = Range(align_down(reservation.end - len(header)), reservation.end)
     window = Range(reservation.start, spot.start)
     if window.size < MIN_WINDOW:

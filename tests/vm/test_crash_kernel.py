@@ -5,8 +5,8 @@
   userland.
 - i386 and x86_64: `kexec -p` of the same bzImage with a tiny initramfs (crash_init.c)
   into a crashkernel= reservation (x86_64: the default -a, kexec_file_load with
-  KEXEC_FILE_ON_CRASH, whose kernel writes the ELF core header; i386: kexec_load with
-  kexec-py's header, purgatory and memmap=exactmap); `echo c > /proc/sysrq-trigger`
+  KEXEC_FILE_ON_CRASH, whose kernel writes the ELF core header, and -c, kexec_load;
+  kexec_load with kexec-py's header, purgatory and memmap=exactmap on both arches); `echo c > /proc/sysrq-trigger`
   boots it, and it finds in /proc/vmcore a random marker that a process of the crashed
   kernel held in memory.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import secrets
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from vmharness.artifacts import prepare
-from vmharness.guest import BASE_CMDLINE, BootSpec
+from vmharness.guest import BASE_CMDLINE, NEWLINE, BootSpec
 from vmharness.kernel import Variant
 from vmharness.overlay import RunSpec
 
@@ -95,8 +96,9 @@ def test_kexec_file_syscall_boots_the_kernel_and_its_initrd(guest_factory, tmp_p
     g.check("test -x /usr/sbin/kexec && test ! -e /root/bzImage")  # the initramfs's userland
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "i386"])
-def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, arch) -> None:
+@pytest.mark.parametrize("arch, syscall, first", [("x86_64", "", "kexec_file_load"), ("x86_64", "-c", "kexec_load"),
+                                                  ("i386", "", "kexec_load")], ids=["x86_64", "x86_64-c", "i386"])
+def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, arch, syscall, first) -> None:
     boot = images(tmp_path_factory, arch)
     initrd = crash_initrd(tmp_path_factory, arch)
     g = guest_factory(arch=arch, append=RESERVED, run=RunSpec(adds=(boot.kernel, initrd)))
@@ -106,15 +108,17 @@ def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, 
     marker, reverse = f"kexecpy-crash-marker-{secret}", f"kexecpy-crash-marker-{secret}"[::-1]
     g.check(f"python3 -c 'import sys, time; m = sys.argv[1][::-1].encode() * 4096; time.sleep(10**6)' {reverse} &"
             " sleep 2")
-    g.check(f"kexec -p {KERNEL} --initrd={CRASH_INITRD} --reuse-cmdline --append=kexecpy.find={reverse}",
-            timeout=LOAD_TIMEOUT)
+    load = f"kexec {syscall} -p {KERNEL} --initrd={CRASH_INITRD} --reuse-cmdline --append=kexecpy.find={reverse}"
+    assert json.loads(g.check(f"{load} --dry-run --json", timeout=LOAD_TIMEOUT))["syscall"] == first
+    g.check(load, timeout=LOAD_TIMEOUT)
     assert g.check("cat /sys/kernel/kexec_crash_loaded").strip() == "1"
     assert g.run("kexec -S").rc == 1 and g.run("kexec -S -l").rc == 0
     g.send("echo c > /proc/sysrq-trigger\n")
     g.expect(BOOT_MESSAGE[arch], JUMP_TIMEOUT)
-    cmdline = g.expect(r"crash-init: cmdline: ([^\r\n]*)", BOOT_TIMEOUT)[1].split()
-    assert any(p.startswith("elfcorehdr=") for p in cmdline), cmdline  # the kernel's own ELF core header
+    # a pattern ends at the line's end: the console arrives in pieces, and a match must not stop early
+    cmdline = g.expect(r"crash-init: cmdline: ([^\r\n]*)" + NEWLINE.pattern, BOOT_TIMEOUT)[1].split()
+    assert any(p.startswith("elfcorehdr=") for p in cmdline), cmdline  # the kernel's or kexec-py's ELF core header
     assert RESERVED not in cmdline, cmdline  # -p --reuse-cmdline drops crashkernel=
-    found = g.expect(r"crash-init: vmcore (\d+) bytes, marker hits (\d+)", CAPTURE_TIMEOUT)
+    found = g.expect(r"crash-init: vmcore (\d+) bytes, marker hits (\d+)" + NEWLINE.pattern, CAPTURE_TIMEOUT)
     assert int(found[1]) > 256 << 20, "the vmcore holds the crashed kernel's RAM"
     assert int(found[2]) >= 1, f"{marker} not in /proc/vmcore"
