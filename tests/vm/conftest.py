@@ -2,7 +2,8 @@
 
 `guest`: one shell-mode i386 guest on the patched kernel, shared by the session; for
 tests that leave it usable. `arch_guest`: the same for each guest architecture (a test
-that takes it runs once per arch; `arch` names the one). `guest_factory`: fresh guests
+that takes it runs once per arch; `arch` names the one). `shared_guests(arch, kernel)`:
+the session's shared guest on any kernel (Debian's too), booted on first use. `guest_factory`: fresh guests
 (arch, kernel variant or stock Debian kernel, CPUs, memory, command line, script, a user's
 machine that installs the .debs itself, a disk, network cards) for tests that crash or
 reboot them. A failing test's report carries the console of every guest it used.
@@ -78,21 +79,34 @@ def _session_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guest
     factory.stop_all()
 
 
+class SharedGuests:
+    """The session's shell guests, one per (arch, kernel), each booted on first use;
+    kernel as GuestFactory takes it (None: the harness's build). For tests that leave
+    a guest usable: nothing loaded, nothing locked down, the kexec_jump module loadable."""
+
+    def __init__(self, factory: GuestFactory):
+        self._factory = factory
+        self._guests: dict[tuple[str, str | None], Guest] = {}
+
+    def __call__(self, arch: str, kernel: str | None = None) -> Guest:
+        guest = self._guests.get((arch, kernel))
+        if guest is None or not guest.alive:
+            guest = self._guests[(arch, kernel)] = self._factory(arch=arch, kernel=kernel)
+        return guest
+
+    @property
+    def guests(self) -> list[Guest]:
+        return list(self._guests.values())
+
+
 @pytest.fixture(scope="session")
-def _shared_guests(_session_factory: GuestFactory) -> dict[str, Guest]:
-    """arch -> the session's shell guest for it, booted on first use."""
-    return {}
-
-
-def _shared_guest(guests: dict[str, Guest], factory: GuestFactory, arch: str) -> Guest:
-    if arch not in guests or not guests[arch].alive:
-        guests[arch] = factory(arch=arch)
-    return guests[arch]
+def shared_guests(_session_factory: GuestFactory) -> SharedGuests:
+    return SharedGuests(_session_factory)
 
 
 @pytest.fixture(scope="session")
-def guest(_session_factory: GuestFactory, _shared_guests: dict[str, Guest]) -> Guest:
-    return _shared_guest(_shared_guests, _session_factory, "i386")
+def guest(shared_guests: SharedGuests) -> Guest:
+    return shared_guests("i386")
 
 
 @pytest.fixture(params=list(ARCHES))
@@ -102,8 +116,8 @@ def arch(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def arch_guest(arch: str, _session_factory: GuestFactory, _shared_guests: dict[str, Guest]) -> Guest:
-    return _shared_guest(_shared_guests, _session_factory, arch)
+def arch_guest(arch: str, shared_guests: SharedGuests) -> Guest:
+    return shared_guests(arch)
 
 
 @pytest.fixture
@@ -120,7 +134,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if not report.failed:
         return
     for name, value in getattr(item, "funcargs", {}).items():
-        guests = value.guests if isinstance(value, GuestFactory) else [value]
+        guests = value.guests if isinstance(value, (GuestFactory, SharedGuests)) else [value]
         for index, guest in enumerate(g for g in guests if isinstance(g, Guest)):
             lines = guest.console.splitlines()[-CONSOLE_LINES_IN_REPORT:]
             report.sections.append((f"guest console ({name} #{index})", "\n".join(lines)))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GuestFactory, _shared_guest
+from conftest import GuestFactory
 from test_kexec_jump import JUMP_TIMEOUT
 from test_payload_faults import build_kit_payload, install
 from vmharness.guest import Guest, nic_mac
@@ -50,25 +50,12 @@ def test_payloads(tmp_path_factory) -> dict[str, dict[str, Path]]:
     return built
 
 
-@pytest.fixture(scope="module")
-def _stock(tmp_path_factory):
-    factory = GuestFactory(tmp_path_factory)
-    yield {}, factory
-    factory.stop_all()
-
-
 @pytest.fixture(params=list(KINDS))
-def call_guest(request, _session_factory, _shared_guests, _stock, test_payloads) -> tuple[Guest, str]:
-    """(guest, arch): ours are the session's shared guests; the stock one is this module's.
-    The test payloads are in /root the first time a guest is handed out."""
+def call_guest(request, shared_guests, test_payloads) -> tuple[Guest, str]:
+    """(guest, arch): the session's shared guests. The test payloads are in /root the
+    first time a guest is handed out."""
     arch, kernel = KINDS[request.param]
-    if kernel is None:
-        g = _shared_guest(_shared_guests, _session_factory, arch)
-    else:
-        guests, factory = _stock
-        if request.param not in guests or not guests[request.param].alive:
-            guests[request.param] = factory(arch=arch, kernel=kernel)
-        g = guests[request.param]
+    g = shared_guests(arch, kernel)
     if g.run("test -f /root/lowmem_hash").rc:
         for name, path in test_payloads[arch].items():
             install(g, path, f"/root/{name}")

@@ -71,25 +71,6 @@ def build_kit_payload(source: Path, out: Path, arch: str, cflags: str = "") -> P
     return out
 
 
-@pytest.fixture(scope="module")
-def stock_guests(tmp_path_factory):
-    """Flavour -> a shell guest on that stock kernel with the shim, booted on first use."""
-    from conftest import GuestFactory
-
-    factory = GuestFactory(tmp_path_factory)
-    guests: dict[str, Guest] = {}
-    yield guests, factory
-    factory.stop_all()
-
-
-def stock_guest(stock_guests, flavour: str) -> Guest:
-    guests, factory = stock_guests
-    if flavour not in guests or not guests[flavour].alive:
-        arch, kernel = STOCK[flavour]
-        guests[flavour] = factory(arch=arch, kernel=kernel)
-    return guests[flavour]
-
-
 def install(g: Guest, path: Path, dest: str) -> None:
     """Copy a host file into the guest through its console (gzip, base64, checksum)."""
     data = path.read_bytes()
@@ -164,7 +145,6 @@ def test_fault_returns_to_linux_on_our_kernel(arch_guest: Guest, arch: str, kind
 
 
 @pytest.mark.parametrize("flavour,kind", [(f, kind) for f, (arch, _) in STOCK.items() for kind in KINDS[arch]])
-def test_fault_returns_to_linux_through_the_shim(stock_guests, flavour: str, kind: str, fault_payloads) -> None:
+def test_fault_returns_to_linux_through_the_shim(shared_guests, flavour: str, kind: str, fault_payloads) -> None:
     arch = STOCK[flavour][0]
-    g = stock_guest(stock_guests, flavour)
-    faults_and_comes_back(g, arch, kind, fault_payloads[arch][kind])
+    faults_and_comes_back(shared_guests(*STOCK[flavour]), arch, kind, fault_payloads[arch][kind])

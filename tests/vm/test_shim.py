@@ -27,24 +27,9 @@ LOAD = "kexec --load-preserve-context --args-none phy_mode"
 NOT_INSTALLED = "install kexec-py-dkms"
 
 
-@pytest.fixture(scope="module")
-def stock_guests(tmp_path_factory) -> dict[str, Guest]:
-    """Flavour -> a shared shell guest on that stock kernel with the module, for tests that
-    leave it as they found it (nothing loaded, module loaded, nothing locked down)."""
-    from conftest import GuestFactory
-
-    factory = GuestFactory(tmp_path_factory)
-    guests: dict[str, Guest] = {}
-    yield guests, factory
-    factory.stop_all()
-
-
-def shared(stock_guests, flavour: str) -> Guest:
-    guests, factory = stock_guests
-    if flavour not in guests or not guests[flavour].alive:
-        arch, kernel = STOCK[flavour]
-        guests[flavour] = factory(arch=arch, kernel=kernel)
-    g = guests[flavour]
+def shared(shared_guests, flavour: str) -> Guest:
+    """The session's guest on that stock kernel with the module, nothing loaded."""
+    g = shared_guests(*STOCK[flavour])
     g.check("kexec -u")
     return g
 
@@ -64,8 +49,8 @@ def one_line(output: str) -> str:
 
 
 @pytest.mark.parametrize("flavour", ["amd64", "686-pae", "686"])
-def test_seed_scenario_five_jumps_through_the_shim(stock_guests, flavour: str) -> None:
-    g = shared(stock_guests, flavour)
+def test_seed_scenario_five_jumps_through_the_shim(shared_guests, flavour: str) -> None:
+    g = shared(shared_guests, flavour)
     arch = STOCK[flavour][0]
     assert g.check("nproc").strip() == "2" and online(g) == ALL_CPUS
     g.check("grep -qx '# CONFIG_KEXEC_JUMP is not set' /boot/config-$(uname -r) 2>/dev/null"
@@ -128,32 +113,21 @@ def entry_states(g: Guest, arch: str) -> list[dict[str, int]]:
 
 
 @pytest.mark.parametrize("flavour,append", [("amd64", ""), ("amd64", "no5lvl"), ("686-pae", "")])
-def test_entry_contract_matches_the_kernels_own_jump(stock_guests, guest_factory, arch_guest_for,
+def test_entry_contract_matches_the_kernels_own_jump(shared_guests, guest_factory,
                                                     flavour: str, append: str) -> None:
     arch, kernel = STOCK[flavour]
     if append:
         g = guest_factory(arch=arch, kernel=kernel, append=append)
     else:
-        g = shared(stock_guests, flavour)
+        g = shared(shared_guests, flavour)
     through_shim = entry_states(g, arch)
     for state in through_shim:
         CONTRACT[arch](state)
     if append == "no5lvl":
         assert all(s["cr4"] & LA57 == 0 for s in through_shim), "4-level paging"
     # the same payload through the kernel's own KEXEC_JUMP on our patched kernel
-    reference = entry_states(arch_guest_for(arch), arch)
+    reference = entry_states(shared_guests(arch), arch)
     assert [contract_fields(s, arch) for s in through_shim] == [contract_fields(s, arch) for s in reference]
-
-
-@pytest.fixture
-def arch_guest_for(_session_factory, _shared_guests):
-    from conftest import _shared_guest
-
-    def get(arch: str) -> Guest:
-        g = _shared_guest(_shared_guests, _session_factory, arch)
-        g.check("kexec -u")
-        return g
-    return get
 
 
 # amd64 without the module: the "no shim" rows of tests/vm/test_bad_input.py
@@ -220,8 +194,8 @@ for _ in range({LOAD_UNLOAD_ROUNDS}):
 
 
 @pytest.mark.parametrize("flavour", ["amd64", "686-pae"])
-def test_unload_and_rmmod_give_every_page_back(stock_guests, flavour: str) -> None:
-    g = shared(stock_guests, flavour)
+def test_unload_and_rmmod_give_every_page_back(shared_guests, flavour: str) -> None:
+    g = shared(shared_guests, flavour)
     load_args = f"--load-preserve-context --args-none --mem-max=0x3ffffff {payload(STOCK[flavour][0], 'phy_mode')}"
     g.check(f"cat > /tmp/rounds.py <<'EOF'\n{ROUNDS_SCRIPT}\nEOF")
     g.check(f"kexec {load_args} && kexec -u")  # modprobe, first-use allocations
