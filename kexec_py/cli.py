@@ -155,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     linux.add_argument("-i", "--no-checks", action="store_true",
                        help="purgatory skips the SHA-256 check of the loaded segments")
 
+    crash = parser.add_argument_group("crash kernel (-p)")
+    core_header = crash.add_mutually_exclusive_group()
+    core_header.add_argument("--elf32-core-headers", dest="core_header_bits", action="store_const", const=32,
+                             help="write the crash kernel's ELF core header as ELF32 (kexec_load only; default"
+                             " on i386 unless RAM reaches above 4 GiB)")
+    core_header.add_argument("--elf64-core-headers", dest="core_header_bits", action="store_const", const=64,
+                             help="write it as ELF64 (default on x86_64, and the class of the header the kernel"
+                             " writes itself for kexec_file_load)")
+
     memory = parser.add_argument_group("memory")
     memory.add_argument("--mem-min", metavar="ADDR", type=parse_address,
                         help="lowest address of the backup window (inclusive); for a Linux kernel"
@@ -290,6 +299,9 @@ def _run(args: argparse.Namespace, backends: _Backends) -> int:
         action = _status_of(args)
     elif args.load_panic:
         action = _panic_action(args)
+    if args.core_header_bits and action != "load-panic":
+        raise UsageError(f"--elf{args.core_header_bits}-core-headers shapes a crash kernel's ELF core header:"
+                         " it goes with -p")
     if action in ("exec", "unload", "unload-panic", "status", "status-panic"):
         name = action.split("-")[0]
         if args.image:
@@ -375,7 +387,7 @@ def _load_syscall(args: argparse.Namespace, arch: str, preserve: bool) -> Syscal
     """-s/-c/-a for a load; for -a on x86_64, whether the image is a bzImage decides
     (and options only kexec_load knows: -t, --args-*, --entry)."""
     bzimage = False
-    if (args.syscall == "auto" and arch == "x86_64" and not preserve
+    if (args.syscall == "auto" and arch == "x86_64" and not preserve and args.core_header_bits != 32
             and args.type is None and args.args_style is None and args.entry is None):
         from kexec_py.image_file import ImageFile
         from kexec_py.loaders import bzimage as bz
@@ -405,6 +417,9 @@ def _file_load(args: argparse.Namespace, action: str, choice: SyscallChoice, bac
     crash = action == "load-panic"
     if args.type is not None or args.args_style is not None or args.entry is not None:
         _refuse_for_file_load(args)
+    if args.core_header_bits == 32:
+        raise UsageError("with kexec_file_load the kernel writes the crash kernel's ELF core header, as ELF64:"
+                         " --elf32-core-headers needs kexec_load (-c)")
     kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).name))
     command_line = _command_line(args, crash)
     if crash:
@@ -590,9 +605,9 @@ def _crash_layout(args: argparse.Namespace, arch: Arch, memory: MemoryMap, comma
     reservations = crash.crash_reservation(args.machine_root)
     reservation = max(reservations, key=lambda r: r.size)
     ram = elfcore.ram_ranges([r.range for r in memory.regions if r.type == SYSTEM_RAM], reservations)
-    wide = arch.address_bits == 64
     header = elfcore.encode(elfcore.CoreLayout(
-        elfcore.ELFCLASS64 if wide else elfcore.ELFCLASS32, elfcore.EM_X86_64 if wide else elfcore.EM_386,
+        elfcore.core_class(args.core_header_bits, arch.address_bits, ram),
+        elfcore.EM_X86_64 if arch.address_bits == 64 else elfcore.EM_386,
         elfcore.read_cpu_notes(args.machine_root), elfcore.read_vmcoreinfo(args.machine_root), ram))
     return crash.crash_layout(command_line, reservation, header, memory.regions)
 

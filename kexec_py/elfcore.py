@@ -63,6 +63,14 @@ def encode(layout: CoreLayout) -> bytes:
     return bytes(out)
 
 
+def core_class(requested_bits: int | None, arch_bits: int, ram: Sequence[Range]) -> int:
+    """The header's class as kexec-tools chooses it: --elf32/--elf64-core-headers if given,
+    else ELF64 for a 64-bit kernel or RAM reaching above 4 GiB (an i386 PAE machine), else ELF32."""
+    if requested_bits is not None:
+        return ELFCLASS64 if requested_bits == 64 else ELFCLASS32
+    return ELFCLASS64 if arch_bits == 64 or any(r.end > 1 << 32 for r in ram) else ELFCLASS32
+
+
 _CPU_DIR = re.compile(r"cpu[0-9]+")
 
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # mmdebstrap customize hook: $1 is the finished root, $2 its multiarch triplet
-# (i386-linux-gnu, x86_64-linux-gnu). Makes room for our
+# (i386-linux-gnu, x86_64-linux-gnu), $3 `kdump` for the kdump rootfs. Makes room for our
 # /usr/sbin/kexec and trims what a test guest never reads, so that the whole
 # guest (gzip initrd + its unpacked copy at once) still boots with -m 128.
 # Keeps the .pyc caches: without them every python3 start-up under TCG
@@ -8,11 +8,16 @@
 set -eu
 root="$1"
 multiarch="$2"
+flavour="${3:-}"
 
 # kexec-tools stays as a binary for side-by-side runs, not as a package: our
-# .deb conflicts with it (both ship /usr/sbin/kexec) and guest/init installs it
+# .deb conflicts with it (both ship /usr/sbin/kexec) and guest/init installs it.
+# The kdump rootfs keeps the package, which kdump-tools depends on: there guest/init's
+# dpkg -i of our .deb (Provides: kexec-tools) replaces it, as on a user's machine.
 cp "$root/usr/sbin/kexec" "$root/usr/sbin/kexec-tools"
-chroot "$root" dpkg --purge kexec-tools
+if [ "$flavour" != kdump ]; then
+    chroot "$root" dpkg --purge kexec-tools
+fi
 
 # documentation, translations, caches (dpkg's database stays: /init runs dpkg -i)
 rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \

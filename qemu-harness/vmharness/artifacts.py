@@ -50,7 +50,7 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
             mem_mb: int = 512, append: str = "", arch: GuestArch | str = I386,
             kernel: str | None = None, smp: int | None = None, shim: bool = True,
             shim_source: Path = SHIM_SOURCE, dkms: bool = False, disk: str | int | None = None,
-            nics: tuple[str, ...] = (), vga: bool = False) -> BootSpec:
+            nics: tuple[str, ...] = (), vga: bool = False, kdump: bool = False) -> BootSpec:
     """Build (or take from the cache) the guest's kernel and base rootfs, write this run's
     initramfs into workdir and return how to boot it.
 
@@ -64,6 +64,8 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
     the guest's /init formats (ext4) and mounts on /mnt/disk. nics: NIC models (`virtio-net`,
     `e1000`), joined by a QEMU hub to each other only; MAC addresses guest.nic_mac(index).
     vga: QEMU's std VGA card (its video BIOS answers VBE calls; nothing is displayed).
+    kdump: the kdump rootfs (rootfs.KDUMP_PACKAGES: kdump-tools and makedumpfile installed,
+    with kexec-tools, which /init's dpkg -i of our .deb replaces) instead of the base rootfs.
     """
     arch = guest_arch(arch)
     if unknown := [model for model in nics if model not in NIC_DEVICES]:
@@ -74,6 +76,8 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
         raise BuildError(f"disk: {error}") from None
     if dkms and not stock_package(kernel):
         raise BuildError("the dkms rootfs carries a stock kernel's headers: it needs kernel=debian:PACKAGE")
+    if dkms and kdump:
+        raise BuildError("the dkms and kdump rootfs are two different machines: choose one")
     archives: list[Path] = []
     rootfs = None
     if kernel is None:
@@ -89,7 +93,7 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
         image, cpu, default_smp = Path(kernel), arch.stock_qemu_cpu, DEFAULT_SMP
         if not image.is_file():
             raise BuildError(f"--kernel {kernel}: no such file (or use debian:PACKAGE)")
-    archives.insert(0, rootfs or build_rootfs(arch))
+    archives.insert(0, rootfs or build_rootfs(arch, kdump))
     archives.append(build_overlay(run, workdir))
     initrd = workdir / "initrd.img"
     concatenate(archives, initrd)

@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "a rootfs with apt, dkms, gcc and the kernel's headers, no kexec_jump.ko "
                         "of ours, kexec-py not installed but its two .debs in /root (`apt install "
                         "./kexec-py_*.deb ./kexec-py-dkms_*.deb` works offline)")
+    parser.add_argument("--kdump", action="store_true",
+                        help="Debian's kdump service installed: kdump-tools and makedumpfile, with "
+                        "kexec-tools, which the guest's dpkg -i of kexec-py replaces (not with --dkms)")
     parser.add_argument("--disk", metavar="SIZE", type=_size,
                         help="a blank virtio-blk disk of SIZE (64M, 1G), a scratch file of the "
                         f"run; the guest's /init formats it ext4 and mounts it on {GUEST_DISK_MOUNT}")
@@ -77,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not stock_package(args.kernel) and (not args.shim or args.shim_source != SHIM_SOURCE
                                            or args.dkms):
         parser.error("--no-shim, --shim-source and --dkms go with --kernel debian:PACKAGE")
+    if args.dkms and args.kdump:
+        parser.error("--dkms and --kdump are two different machines: choose one")
     if args.dkms and args.shim_source != SHIM_SOURCE:
         parser.error("--dkms boots without our kexec_jump.ko: DKMS builds it from the .deb")
     args.mem = args.mem or (DKMS_MEM_MB if args.dkms else DEFAULT_MEM_MB)
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             boot = prepare(Path(tmp), RunSpec(args.script, tuple(args.add), debs_in_root=args.dkms),
                            args.kernel_variant, args.mem, args.append, args.arch, args.kernel,
                            args.smp, args.shim and not args.dkms, args.shim_source, args.dkms,
-                           args.disk, tuple(args.nics), args.vga)
+                           args.disk, tuple(args.nics), args.vga, args.kdump)
         except BuildError as error:
             print(f"run-vm: {error}", file=sys.stderr)
             return EXIT_BUILD_FAILED

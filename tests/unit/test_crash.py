@@ -121,6 +121,32 @@ def test_i386_crash_kernel_plan(run_cli, crash_machine, purgatory_ro, monkeypatc
     assert any(s["source"].startswith("purgatory") for s in plan["segments"])
 
 
+@pytest.mark.parametrize("option, elf_class", [
+    ([], "ELFCLASS32"),  # kexec-tools' default on i386 below 4 GiB
+    (["--elf32-core-headers"], "ELFCLASS32"),
+    (["--elf64-core-headers"], "ELFCLASS64"),  # kdump-tools' KDUMP_KEXEC_ARGS for i386 PAE
+])
+def test_i386_core_header_class(run_cli, crash_machine, purgatory_ro, monkeypatch, tmp_path, option, elf_class):
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    from test_bzimage import bzimage_bytes
+    from unit_support import FakeKernel
+
+    monkeypatch.setenv("KEXEC_PY_PURGATORY", purgatory_ro)
+    bz = tmp_path / "bzImage"
+    bz.write_bytes(bzimage_bytes(relocatable=1, kernel_alignment=0x1000000))
+    kernel = FakeKernel()
+    result = run_cli(["--arch", "i386", "--machine-root", crash_machine, "-p", *option, str(bz)], kernel)
+    assert (result.code, result.err, kernel.calls) == (0, "", ["kexec_load"])
+    [header] = [s for s in kernel.plans[0].segments if s.source.startswith("ELF core header")]
+    elf = ELFFile(io.BytesIO(bytes(header.buf)))
+    assert (elf["e_ident"]["EI_CLASS"], elf["e_machine"], elf["e_type"]) == (elf_class, "EM_386", "ET_CORE")
+    loads = [(s["p_paddr"], s["p_memsz"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+    assert loads == [(0, 0x9FC00), (0x100000, 0x14F00000), (0x19000000, 0x6FE0000)]  # either class, same RAM
+
+
 def test_i386_crash_kernel_header_and_command_line(crash_machine):
     """The same load's header and command line, from the layout the CLI uses."""
     import io

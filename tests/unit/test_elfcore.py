@@ -12,6 +12,7 @@ from kexec_py.elfcore import (
     EM_386,
     EM_X86_64,
     CoreLayout,
+    core_class,
     encode,
     ram_ranges,
     read_cpu_notes,
@@ -65,6 +66,21 @@ def test_encode(layout, identity, segments):
 def test_a_32_bit_header_cannot_describe_ram_above_4g():
     with pytest.raises(KexecError, match="64-bit ELF core header"):
         encode(CoreLayout(ELFCLASS32, EM_386, (NOTE0,), None, (Range(0xFFFFF000, 0x100001000),)))
+
+
+ABOVE_4G = (Range(0x100000, 0x1FFE0000), Range(0x100000000, 0x140000000))
+
+
+@pytest.mark.parametrize("requested, arch_bits, ram, expected", [
+    (None, 32, RAM, ELFCLASS32),  # kexec-tools' get_core_type(): i386 below 4 GiB
+    (None, 32, ABOVE_4G, ELFCLASS64),  # an i386 PAE machine with RAM above 4 GiB
+    (None, 64, RAM, ELFCLASS64),  # x86_64: always
+    (64, 32, RAM, ELFCLASS64),  # --elf64-core-headers (kdump-tools' advice for i386 PAE)
+    (32, 64, RAM, ELFCLASS32),  # --elf32-core-headers
+    (32, 32, ABOVE_4G, ELFCLASS32),  # as asked: encode() then refuses, in one line
+])
+def test_core_class(requested, arch_bits, ram, expected):
+    assert core_class(requested, arch_bits, ram) == expected
 
 
 def test_ram_ranges_leave_out_the_reservation():

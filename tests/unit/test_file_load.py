@@ -192,3 +192,68 @@ def test_bad_bzimage_is_refused_before_the_kernel_sees_it(run_cli, machine, tmp_
     kernel = FakeKernel()
     result = run_cli(x86_64(machine(), "-l", str(path)), kernel)
     assert (result.code, kernel.calls) == (255, []) and "protocol" in result.err and result.err.count("\n") == 1
+
+
+# --- kdump-tools: what kdump-config (1.8.1, Debian bookworm) runs -------------------------------
+
+# its --command-line: /proc/cmdline without crashkernel= (its own sed), then KDUMP_CMDLINE_APPEND's default
+KDUMP_LINE = ("BOOT_IMAGE=/vmlinuz console=ttyS0 "
+              "reset_devices systemd.unit=kdump-tools-dump.service nr_cpus=1 irqpoll usbcore.nousb")
+KDUMP_LOAD = ["-p", f"--command-line={KDUMP_LINE}", "--initrd=INITRD"]
+
+
+@pytest.mark.parametrize("argv", [
+    KDUMP_LOAD,  # kdump-config load
+    ["-s", *KDUMP_LOAD],  # under Secure Boot or securelevel
+    ["-p", "--elf64-core-headers", *KDUMP_LOAD[1:]],  # KDUMP_KEXEC_ARGS, kdump-tools' x86 example
+], ids=["load", "load-secure-boot", "load-kdump-kexec-args"])
+def test_kdump_config_load(run_cli, machine, bz, tmp_path, argv):
+    """The line goes to the kernel as given: it already has what a crash kernel needs (nr_cpus=1
+    stands for maxcpus=1), and the kernel adds elfcorehdr=."""
+    (tmp_path / "initrd").write_bytes(b"initrd")
+    kernel = FakeKernel()
+    argv = [f"--initrd={tmp_path / 'initrd'}" if a == "--initrd=INITRD" else a for a in argv]
+    result = run_cli(x86_64(machine(crash=True), *argv, bz), kernel)
+    assert (result.code, result.err, kernel.calls) == (0, "", ["kexec_file_load"])
+    assert kernel.plans == [FileLoad(bz, str(tmp_path / "initrd"), KDUMP_LINE.encode() + b"\0", 2)]
+
+
+@pytest.mark.parametrize("argv", [["-p", "-u"], ["-s", "-p", "-u"]], ids=["unload", "unload-secure-boot"])
+def test_kdump_config_unload(run_cli, argv):
+    kernel = FakeKernel(crash_loaded=True)
+    result = run_cli(["--arch", "x86_64", *argv], kernel)
+    assert (result.code, result.err, kernel.calls) == (0, "", ["kexec_file_unload"])
+    assert kernel.unload_flags == [3]  # KEXEC_FILE_UNLOAD | KEXEC_FILE_ON_CRASH
+
+
+def test_elf32_core_headers_take_kexec_load(run_cli, machine, tmp_path, purgatory64_ro, monkeypatch):
+    """-a: the kernel's own header (kexec_file_load) is ELF64, so ELF32 is kexec-py's, through kexec_load."""
+    monkeypatch.setenv("KEXEC_PY_PURGATORY", purgatory64_ro)
+    bz = tmp_path / "bzImage64"
+    bz.write_bytes(bzimage_bytes(xloadflags=1, relocatable=1, kernel_alignment=0x1000000))
+    root = machine(crash=True)
+    cpu = os.path.join(root, "sys/devices/system/cpu/cpu0")
+    os.makedirs(cpu)
+    for name, value in (("crash_notes", "1f5e3000"), ("crash_notes_size", "428")):
+        with open(os.path.join(cpu, name), "w") as f:
+            f.write(value + "\n")
+    result = run_cli(x86_64(root, "--dry-run", "--json", "-p", "--elf32-core-headers", str(bz)))
+    assert (result.code, result.err) == (0, "")
+    assert json.loads(result.out)["syscall"] == LOAD
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-s", "-p", "--elf32-core-headers"], "kexec: with kexec_file_load the kernel writes the crash kernel's ELF"
+     " core header, as ELF64: --elf32-core-headers needs kexec_load (-c)\n"),
+    (["-l", "--elf64-core-headers"], "kexec: --elf64-core-headers shapes a crash kernel's ELF core header:"
+     " it goes with -p\n"),
+    (["-p", "-u", "--elf32-core-headers"], "kexec: --elf32-core-headers shapes a crash kernel's ELF core header:"
+     " it goes with -p\n"),
+    (["-p", "--elf32-core-headers", "--elf64-core-headers"],
+     "argument --elf64-core-headers: not allowed with argument --elf32-core-headers"),
+])
+def test_core_header_usage_errors(run_cli, machine, bz, argv, message):
+    kernel = FakeKernel()
+    result = run_cli(x86_64(machine(crash=True), *argv, bz), kernel)
+    assert (result.code, kernel.calls) == (1, [])
+    assert message in result.err and result.err.count("\n") == 1

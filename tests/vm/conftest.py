@@ -41,7 +41,7 @@ class GuestFactory:
                  append: str = "", run: RunSpec = RunSpec(), arch: str = "i386",
                  kernel: str | None = None, smp: int | None = None, shim: bool = True,
                  dkms: bool = False, disk: str | None = None, nics: tuple[str, ...] = (),
-                 vga: bool = False) -> Guest:
+                 vga: bool = False, kdump: bool = False) -> Guest:
         """A started guest; in shell mode (no run.script) its shell is ready for run().
 
         kernel: None for the harness's build of `variant`, "debian:linux-image-amd64" (any
@@ -54,12 +54,13 @@ class GuestFactory:
         disk: a blank virtio-blk disk of this size ("64M"), ext4 on /mnt/disk when the shell
         is ready; nics: network cards ("virtio-net", "e1000") joined by a QEMU hub, to each
         other only (run-vm --disk, --nic); vga: QEMU's std VGA card (run-vm --vga).
+        kdump: the kdump rootfs, Debian's kdump-tools installed (run-vm --kdump).
         """
         if dkms:
             run, shim = replace(run, debs_in_root=True), False
         mem_mb = mem_mb or (DKMS_MEM_MB if dkms else DEFAULT_MEM_MB)
         boot = prepare(self._tmp.mktemp("guest"), run, variant, mem_mb, append, arch, kernel,
-                       smp, shim, dkms=dkms, disk=disk, nics=nics, vga=vga)
+                       smp, shim, dkms=dkms, disk=disk, nics=nics, vga=vga, kdump=kdump)
         guest = Guest(boot)
         self.guests.append(guest)
         guest.start()
