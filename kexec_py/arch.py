@@ -11,13 +11,14 @@ still plans for x86_64).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from kexec_py.value import frozen
 
 GiB = 1 << 30
 KEXEC_ARCH_MASK = 0xFFFF0000
 
 
-@dataclass(frozen=True)
+@frozen
 class Arch:
     name: str  # as `kexec --arch`, uname -m of its kernel and the installed payload directory spell it
     machines: tuple[str, ...]  # uname -m values of its kernels

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import IO, Callable, NamedTuple
 
 from kexec_py.errors import UsageError
+from kexec_py.value import frozen
+
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import IO, Callable
 
 KERNEL, SHIM = "kernel", "shim"
 CHOICES = ("auto", KERNEL, SHIM)
@@ -25,7 +29,8 @@ PACKAGE = "kexec-py-dkms"
 GDT_FIX = '"x86/kexec: Restore GDT on return from ::preserve_context kexec"'
 
 
-class Route(NamedTuple):
+@frozen
+class Route:
     """Where a load goes and why."""
 
     backend: str  # KERNEL or SHIM: the first (or only) place the load goes

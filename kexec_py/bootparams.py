@@ -9,12 +9,15 @@ read_running_boot_params(), the running kernel's own zero page.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable, Sequence
 
 from kexec_py.errors import ImageError
 from kexec_py.memmap import MemoryMap
 from kexec_py.ranges import Range
+from kexec_py.value import field, fields, frozen, replace
+
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence
 
 ZERO_PAGE_SIZE = 0x1000
 SECTOR = 512
@@ -95,7 +98,7 @@ def _field(fmt: str) -> Any:
     return field(metadata={"fmt": fmt})
 
 
-@dataclass(frozen=True)
+@frozen
 class SetupHeader:
     """struct setup_header as the image carries it. Fields a protocol version
     does not define hold whatever bytes are there: read them through the
@@ -264,7 +267,7 @@ def synthetic_header(*, cmdline_size: int = 2047, initrd_addr_max: int = 0x37FFF
 # --- e820 --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
+@frozen(order=True)
 class E820Entry:
     addr: int
     size: int

@@ -24,11 +24,11 @@ import mmap
 import os
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 
 from kexec_py.errors import KexecError, PlanError, UsageError
 from kexec_py.ranges import PAGE_SIZE, Range
 from kexec_py.segments import KexecPlan, Segment
+from kexec_py.value import frozen, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class PayloadFailed(KexecError):
     """The payload ran and came back, but with a fault or a non-zero return value."""
 
 
-@dataclass(frozen=True)
+@frozen
 class CallResult:
     """What the payload reported; status 0: nothing (not a kit payload, or it never returned
     through the kit)."""

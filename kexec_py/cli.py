@@ -35,13 +35,13 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-_NUMBER = re.compile(r"-?(0[xX][0-9a-fA-F]+|[0-9]+)")  # not Python's 0b, 0o, 1_000
+_NUMBER = r"-?(0[xX][0-9a-fA-F]+|[0-9]+)"  # not Python's 0b, 0o, 1_000; compiled on first use
 ADDRESS_MAX = (1 << 64) - 1  # strtoul's range on a 64-bit kernel; kexec_load takes unsigned long
 
 
 def parse_address(text: str) -> int:
     """Numbers as kexec-tools' strtoul(..., 0) reads them: 0x hex, 0 octal, else decimal."""
-    if not _NUMBER.fullmatch(text):
+    if not re.fullmatch(_NUMBER, text):
         raise argparse.ArgumentTypeError(f"bad number {text!r}")
     try:
         if len(text) > 1 and text[0] == "0" and text[1].isdigit():
@@ -58,7 +58,7 @@ def parse_address(text: str) -> int:
 
 
 # kexec_py.arch's tables, as --help shows them (tests/unit/test_cli.py holds them equal):
-# importing kexec_py.arch (dataclasses) would cost `kexec -e` ~15 ms of start-up.
+# `kexec -e` never imports kexec_py.arch.
 IMAGE_TYPES_HELP = "i386: elf-x86, bzImage; x86_64: elf-x86_64, bzImage64"
 
 
@@ -587,10 +587,10 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = F
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT
     if crash:
-        import dataclasses
+        from kexec_py.value import replace
 
         flags |= KexecFlags.ON_CRASH
-        loaded = dataclasses.replace(loaded, segments=(*loaded.segments, layout.header))
+        loaded = replace(loaded, segments=(*loaded.segments, layout.header))
     return make_plan(loaded, int(flags), memory, loaded.backup_window)
 
 

@@ -8,7 +8,8 @@ import re
 from kexec_py.errors import KexecError
 
 # One parameter: unquoted text and "quoted spans" (which may hold spaces) glued together.
-_PARAMETER = re.compile(r'(?:[^\s"]+|"[^"]*"?)+')
+# Compiled on first use (re's cache): a load without --reuse-cmdline never needs it.
+_PARAMETER = r'(?:[^\s"]+|"[^"]*"?)+'
 
 # Parameters that describe how *this* boot happened and would mislead the next kernel:
 # BOOT_IMAGE= (the boot loader's note), kexec_jump_back_entry= (purgatory's note:
@@ -17,7 +18,7 @@ NOT_REUSED = ("BOOT_IMAGE", "kexec_jump_back_entry")
 
 
 def parameters(cmdline: str) -> list[str]:
-    return _PARAMETER.findall(cmdline)
+    return re.findall(_PARAMETER, cmdline)
 
 
 def parameter_name(parameter: str) -> str:

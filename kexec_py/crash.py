@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Sequence
 
 from kexec_py.errors import EXIT_USAGE, KexecError
 from kexec_py.memmap import MemoryRegion
 from kexec_py.ranges import Range, align_down, align_up
 from kexec_py.segments import Segment
+from kexec_py.value import frozen
 
 CRASH_KERNEL = "Crash kernel"
 # Nested /proc/iomem lines too: the reservation sits inside a System RAM entry.
@@ -90,7 +90,7 @@ def crash_reservation(root: str = "/") -> tuple[Range, ...]:
 LOW_RAM = Range(0, 0xA0000)  # the 640 KiB below the VGA hole: an i386 kernel's trampoline needs it
 
 
-@dataclass(frozen=True)
+@frozen
 class CrashLayout:
     """Where a kexec_load crash kernel goes: the ELF core header at the top of the
     reservation, everything else (kernel, initrd, zero page, purgatory) below it."""

@@ -10,7 +10,12 @@ else (purgatory linking) and names e_type and e_machine values in error messages
 from __future__ import annotations
 
 import struct
-from typing import Mapping, NamedTuple
+
+from kexec_py.value import frozen
+
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import Mapping
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS32, ELFCLASS64 = 1, 2
@@ -26,9 +31,8 @@ class ElfFormatError(ValueError):
     """The file is no well-formed ELF; the message says why, without the path."""
 
 
-# NamedTuples, not frozen dataclasses: records of struct fields, and a dataclass costs
-# seven times as much to define (tens of milliseconds each in a small guest)
-class ElfHeader(NamedTuple):
+@frozen
+class ElfHeader:
     """The file header fields the loader reads."""
 
     bits: int  # 32 or 64
@@ -40,7 +44,8 @@ class ElfHeader(NamedTuple):
     e_phnum: int
 
 
-class ProgramHeader(NamedTuple):
+@frozen
+class ProgramHeader:
     """The program header fields the loader reads."""
 
     p_type: int

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
 from typing import Sequence
 
 from kexec_py.errors import KexecError
 from kexec_py.ranges import Range
+from kexec_py.value import frozen
 
 ELFCLASS32, ELFCLASS64 = 1, 2
 EM_386, EM_X86_64 = 3, 62
@@ -30,7 +30,7 @@ _EHDR = {ELFCLASS32: struct.Struct("<16sHHIIIIIHHHHHH"), ELFCLASS64: struct.Stru
 _PHDR = {ELFCLASS32: struct.Struct("<IIIIIIII"), ELFCLASS64: struct.Struct("<IIQQQQQQ")}
 
 
-@dataclass(frozen=True)
+@frozen
 class CoreLayout:
     """What the header describes: where the notes are, which RAM was the crashed kernel's."""
 

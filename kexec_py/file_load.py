@@ -12,9 +12,9 @@ EINVAL, ENOEXEC or EOPNOTSUPP (its EFALLBACK cases); -s never falls back.
 from __future__ import annotations
 
 import errno as E
-from dataclasses import dataclass
 
 from kexec_py.errors import ImageError, UsageError
+from kexec_py.value import frozen
 
 # include/uapi/linux/kexec.h
 KEXEC_FILE_UNLOAD = 0x1
@@ -30,7 +30,7 @@ LOAD_FALLBACK = frozenset({E.ENOSYS, E.EINVAL, E.ENOEXEC, E.EOPNOTSUPP})
 UNLOAD_FALLBACK = frozenset({E.ENOSYS})  # kexec-tools' kexec_file_unload() falls back only then
 
 
-@dataclass(frozen=True)
+@frozen
 class FileLoad:
     """Exactly the arguments of one kexec_file_load call (paths, not yet fds)."""
 
@@ -71,7 +71,7 @@ def unload_flags(crash: bool) -> int:
     return KEXEC_FILE_UNLOAD | (KEXEC_FILE_ON_CRASH if crash else 0)
 
 
-@dataclass(frozen=True)
+@frozen
 class SyscallChoice:
     """The system call a command makes first, and the errnos after which it makes
     kexec_load instead (empty: none)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import mmap
 import os
 import stat
-from dataclasses import dataclass
 
 from kexec_py.errors import ImageError
+from kexec_py.value import frozen
 
 # What a path that is no regular file is, for the one-line refusal.
 _KINDS = (
@@ -19,7 +19,7 @@ _KINDS = (
 )
 
 
-@dataclass
+@frozen
 class ImageFile:
     path: str
     data: memoryview  # the whole file, mapped

@@ -17,7 +17,6 @@ for its real-mode trampoline and panics without it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 from kexec_py.arch import Arch
@@ -44,6 +43,7 @@ from kexec_py.loaders import LoadRequest, Target
 from kexec_py.memmap import MemoryMap
 from kexec_py.ranges import PAGE_SIZE, Range, align_down, align_up, merge, subtract
 from kexec_py.segments import LoadedImage, Segment
+from kexec_py.value import frozen
 
 MiB = 1 << 20
 LOW_MEMORY_END = 0x100000
@@ -61,7 +61,7 @@ MIN_ROOM = 16 * MiB
 CMDLINE_OFFSET = ZERO_PAGE_SIZE  # in the setup segment, right after the zero page
 
 
-@dataclass(frozen=True)
+@frozen
 class PlacedKernel:
     """A kernel image a loader has put in memory, ready for boot parameters."""
 
@@ -164,7 +164,7 @@ def boot_linux(kernel: PlacedKernel, request: LoadRequest, target: Target, limit
     )
 
 
-@dataclass
+@frozen
 class _Layout:
     """Where the next segment may go: RAM within the limits, less what is taken."""
 

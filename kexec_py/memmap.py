@@ -7,22 +7,21 @@ machines (tests/data/memmaps/).
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 
 from kexec_py.errors import MemoryMapError
 from kexec_py.ranges import PAGE_SIZE, Range, merge
+from kexec_py.value import frozen
 
 SYSTEM_RAM = "System RAM"
 
 
-@dataclass(frozen=True)
+@frozen
 class MemoryRegion:
     range: Range
     type: str
 
 
-@dataclass(frozen=True)
+@frozen
 class MemoryMap:
     regions: tuple[MemoryRegion, ...]
     total_ram: int  # bytes the kernel manages (MemTotal): the base of its half-of-RAM rule
@@ -46,10 +45,17 @@ class MemoryMap:
 
 # Physical addresses are 64-bit (the e820 table packs them as u64): at most 16 hex
 # digits, with 0x in sysfs, without in /proc/iomem; a region's size must fit 64 bits too.
+# Parsed with str methods, not re: compiling a pattern is a payload load's cost too.
 _ADDRESS_SPACE = 1 << 64
-_HEX = re.compile(r"(?:0[xX])?([0-9a-fA-F]{1,16})")
-_IOMEM_LINE = re.compile(r"([0-9a-fA-F]{1,16})-([0-9a-fA-F]{1,16}) : (.*)")
-_MEMTOTAL = re.compile(r"MemTotal:\s+([0-9]{1,20}) kB")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_DECIMAL_DIGITS = frozenset("0123456789")
+
+
+def _hex64(text: str) -> int | None:
+    """1 to 16 hex digits (no sign, no 0x, no underscores) as a number, else None."""
+    if 0 < len(text) <= 16 and _HEX_DIGITS.issuperset(text):
+        return int(text, 16)
+    return None
 
 
 def _unreadable(what: str) -> MemoryMapError:
@@ -95,11 +101,11 @@ def read_sysfs_memmap(root: str = "/") -> list[MemoryRegion]:
 
 
 def _sysfs_address(path: str) -> int:
-    text = _read_text(path)
-    match = _HEX.fullmatch(text.strip())
-    if not match:
-        raise _unreadable(f"{path}: {text.strip()[:40]!r} is not a 64-bit hexadecimal address")
-    return int(match.group(1), 16)
+    text = _read_text(path).strip()
+    address = _hex64(text[2:] if text[:2] in ("0x", "0X") else text)
+    if address is None:
+        raise _unreadable(f"{path}: {text[:40]!r} is not a 64-bit hexadecimal address")
+    return address
 
 
 def read_iomem(root: str = "/") -> list[MemoryRegion]:
@@ -109,11 +115,12 @@ def read_iomem(root: str = "/") -> list[MemoryRegion]:
     for number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line or line[0].isspace():
             continue  # nested entries describe parts of a top-level one
-        match = _IOMEM_LINE.fullmatch(line)
-        if not match:
+        span, separator, name = line.partition(" : ")
+        first, _, last = span.partition("-")
+        start, end = _hex64(first), _hex64(last)
+        if not separator or start is None or end is None:
             raise _unreadable(f"{path} line {number}: {line[:60]!r} is not START-END : NAME (64-bit hex)")
-        start, end = int(match.group(1), 16), int(match.group(2), 16)
-        regions.append(_region(f"{path} line {number}", start, end, match.group(3).strip()))
+        regions.append(_region(f"{path} line {number}", start, end, name.strip()))
     if regions and all(r.range.start == 0 and r.range.size == 1 for r in regions):
         raise MemoryMapError(f"{path} hides its addresses from non-root users; run as root")
     return regions
@@ -123,10 +130,12 @@ def read_total_ram(root: str = "/") -> int:
     path = os.path.join(root, "proc/meminfo")
     for line in _read_text(path).splitlines():
         if line.startswith("MemTotal:"):
-            match = _MEMTOTAL.fullmatch(line.rstrip())
-            if not match:
+            value = line.rstrip()[len("MemTotal:"):]
+            digits = value.lstrip()[:-len(" kB")]
+            if (value == value.lstrip() or not value.endswith(" kB")
+                    or not 0 < len(digits) <= 20 or not _DECIMAL_DIGITS.issuperset(digits)):
                 raise _unreadable(f"{path}: {line[:60]!r} is not MemTotal: N kB")
-            return int(match.group(1)) * 1024
+            return int(digits) * 1024
     raise MemoryMapError(f"{path} has no MemTotal line")
 
 

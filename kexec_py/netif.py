@@ -32,11 +32,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import re
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
 from kexec_py.errors import KexecError
+from kexec_py.value import frozen
 
 # include/uapi/linux/if.h
 IFF_UP = 0x1
@@ -93,7 +93,7 @@ class NetlinkFailure(NetworkError):
 # --- values --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Address:
     """One address of an interface, with what `ip address add` needs to make it again."""
 
@@ -143,7 +143,7 @@ class Address:
         return request
 
 
-@dataclass(frozen=True)
+@frozen
 class NextHop:
     oif: int
     gateway: str | None = None
@@ -151,7 +151,7 @@ class NextHop:
     flags: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Route:
     """A main-table route through at least one interface that goes down."""
 
@@ -214,7 +214,7 @@ class Route:
         return request
 
 
-@dataclass(frozen=True)
+@frozen
 class Interface:
     index: int
     name: str
@@ -225,7 +225,7 @@ class Interface:
         return f"{self.name} (index {self.index})"
 
 
-@dataclass(frozen=True)
+@frozen
 class Snapshot:
     """What was up before the jump, and what must come back after it."""
 
@@ -252,7 +252,7 @@ class Snapshot:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@frozen
 class RestorePlan:
     """The requests that bring a snapshot back, in order."""
 

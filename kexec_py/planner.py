@@ -3,8 +3,6 @@ first, so a bad request fails with a reason and the loaded image stays as it was
 
 from __future__ import annotations
 
-from typing import Sequence, Union
-
 from kexec_py.errors import PlanError
 from kexec_py.memmap import MemoryMap
 from kexec_py.ranges import PAGE_SIZE, Range, subtract
@@ -12,8 +10,11 @@ from kexec_py.segments import KexecPlan, LoadedImage, Segment
 
 KEXEC_SEGMENT_MAX = 16  # include/uapi/linux/kexec.h
 
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import Sequence, Union
 
-Window = Union[Range, Sequence[Range]]
+    Window = Union[Range, Sequence[Range]]
 
 
 def _window_ranges(window: Window) -> list[Range]:

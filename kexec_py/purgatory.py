@@ -26,13 +26,13 @@ import hashlib
 import io
 import os
 import struct
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kexec_py.errors import ImageError, PlanError
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import Segment
+from kexec_py.value import field, frozen
 
 if TYPE_CHECKING:
     from kexec_py.arch import Arch
@@ -53,7 +53,7 @@ LINKED_TYPES = (2, 4, 5, 6, 9, 11)  # SHT_SYMTAB, RELA, HASH, DYNAMIC, REL, DYNS
 _ENV_PATH = "KEXEC_PY_PURGATORY"
 
 
-@dataclass(frozen=True)
+@frozen
 class RelocationType:
     """How one relocation type computes and stores its value (psABI): S + A, minus P
     when pc_relative, stored in `size` bytes; `fits` says which values are right:
@@ -73,7 +73,7 @@ class RelocationType:
         return (value & ((1 << 8 * self.size) - 1)).to_bytes(self.size, "little")
 
 
-@dataclass(frozen=True)
+@frozen
 class ObjectFormat:
     """What a purgatory object for one architecture is."""
 
@@ -127,7 +127,7 @@ def jump_back_entry_room(address_bits: int) -> int:
 JUMP_BACK_ENTRY_ROOM = jump_back_entry_room(32)  # i386's
 
 
-@dataclass(frozen=True)
+@frozen
 class _Relocation:
     place: int  # offset of the field in the image
     type: int  # the ELF relocation type (a key of ObjectFormat.relocations)
@@ -136,13 +136,13 @@ class _Relocation:
     addend: int
 
 
-@dataclass(frozen=True)
+@frozen
 class _Parameter:
     offset: int  # in the image
     size: int
 
 
-@dataclass(frozen=True)
+@frozen
 class _Sections:
     """The allocated sections laid out: image offsets by section index."""
 
@@ -152,13 +152,13 @@ class _Sections:
     alignment: int
 
 
-@dataclass(frozen=True)
+@frozen
 class LinkedPurgatory:
     entry: int  # physical address of purgatory_start
     segment: Segment  # at load_addr, memsz page-rounded, source "purgatory"
 
 
-@dataclass(frozen=True)
+@frozen
 class Purgatory:
     """A purgatory object, parsed once and linkable at any suitable address."""
 

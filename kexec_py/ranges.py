@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from kexec_py.value import frozen
+
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import Iterable
 
 PAGE_SIZE = 0x1000
 
@@ -16,7 +19,7 @@ def align_up(value: int, alignment: int = PAGE_SIZE) -> int:
     return align_down(value + alignment - 1, alignment)
 
 
-@dataclass(frozen=True, order=True)
+@frozen(order=True)
 class Range:
     """[start, end): end is exclusive, so adjacent ranges share a boundary."""
 

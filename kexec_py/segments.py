@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
-
 from kexec_py.flags import describe_flags
 from kexec_py.ranges import Range
+from kexec_py.value import field, frozen
 
-Buffer = Union[bytes, bytearray, memoryview]
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import Union
+
+    Buffer = Union[bytes, bytearray, memoryview]
 
 
-@dataclass(frozen=True)
+@frozen
 class Segment:
     """memsz bytes at physical address mem; the first len(buf) come from buf,
     the kernel zero-fills the rest."""
@@ -30,7 +32,7 @@ class Segment:
         return Range.sized(self.mem, self.memsz)
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadedImage:
     """What an image loader produces: the image's own segments and where to enter."""
 
@@ -42,7 +44,7 @@ class LoadedImage:
     notes: tuple[str, ...] = ()  # why the layout is what it is, for --debug and --dry-run
 
 
-@dataclass(frozen=True)
+@frozen
 class KexecPlan:
     """Exactly the arguments of one kexec_load call."""
 

@@ -8,17 +8,26 @@ One module serves a format on every arch; target.arch says how the image is ente
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 from kexec_py.errors import ImageError, UsageError
 from kexec_py.arch import ARCHES, Arch
 from kexec_py.image_file import ImageFile
 from kexec_py.memmap import MemoryMap
 from kexec_py.segments import LoadedImage
+from kexec_py.value import frozen
+
+TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class ImageLoader(Protocol):
+        name: str
+
+        def probe(self, data: memoryview) -> bool: ...
+
+        def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage: ...
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadRequest:
     """What the command line asks of a loader."""
 
@@ -41,7 +50,7 @@ class LoadRequest:
                                          ("--no-checks", self.no_checks)) if given]
 
 
-@dataclass(frozen=True)
+@frozen
 class Target:
     """The machine the image will run on."""
 
@@ -50,14 +59,6 @@ class Target:
     # The running kernel's zero page (bootparams.read_running_boot_params): a Linux
     # load carries its firmware findings over; None: none (another machine's plan).
     boot_params: bytes | None = None
-
-
-class ImageLoader(Protocol):
-    name: str
-
-    def probe(self, data: memoryview) -> bool: ...
-
-    def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage: ...
 
 
 def _loader(arch: Arch, type_name: str) -> ImageLoader:

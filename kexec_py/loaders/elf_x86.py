@@ -14,7 +14,7 @@ way the image must be what the running kernel enters, Arch.elf_machine.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from kexec_py.value import replace
 
 from kexec_py.arch import ARCHES
 from kexec_py.elf_headers import (

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import struct
-from dataclasses import replace
 
 import pytest
 
@@ -27,6 +26,7 @@ from kexec_py.planner import make_plan
 from kexec_py.purgatory import entry_regs, sha256_params
 from kexec_py.ranges import Range
 from kexec_py.bootparams import SetupHeader
+from kexec_py.value import replace
 from unit_support import FakeKernel, write_tree
 
 MiB = 1 << 20

@@ -13,7 +13,7 @@ goes through kexec_py's own planning API and kernel interface.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from kexec_py.value import replace
 
 from kexec_py.cli import _plan_load, build_parser
 from kexec_py.kernel import LinuxKernel
