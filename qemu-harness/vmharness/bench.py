@@ -4,7 +4,8 @@ figures into one table and the issue-12 goals. The guests (`--part`):
 
   i386      our patched i386 kernel, 512 MiB: payload load and -e, bzImage + initrd load
   trip      the same kernel with 768 MiB: a second kernel, kexec-py's default window
-            against kexec-tools' --mem-max of half of RAM (plus mem=), timed round trips
+            against kexec-tools' --mem-max of half of RAM (plus mem=) and against
+            kexec-tools in kexec-py's window; timed round trips
   shim      Debian's stock 686-pae kernel, 512 MiB, 1 CPU: the payload -e through the shim
   x86_64    our x86_64 kernel, 512 MiB: bzImage + initrd load, kexec_file_load against kexec-tools
 
@@ -120,7 +121,7 @@ class TripForm:
     top: int   # the second kernel's RAM ends here: the window it is given
 
 
-def round_trips(guest: Guest, form: TripForm, rounds: int) -> list[dict[str, Any]]:
+def round_trips(guest: Guest, form: TripForm, rounds: int) -> dict[str, Any]:
     """Load the second kernel, boot it, load its jump-back helper and leave it jumping
     back each time it is resumed; then time `rounds` round trips from the first kernel
     (guest_bench.py trips) and unload. The figures of the row."""
