@@ -4,7 +4,13 @@ guest, rounds interleaved (every round runs every row, ours then theirs), so tha
 busy host slows both alike. Prints one JSON object: each row's wall times (s), peak
 RSS (KiB) and exit statuses per tool, plus facts about the guest.
 
-    guest_bench.py PAYLOAD BZIMAGE ROUNDS
+    guest_bench.py i386 PAYLOAD BZIMAGE ROUNDS   the i386 guest's rows
+    guest_bench.py jump PAYLOAD ROUNDS           kexec-py's payload load and -e only (a stock kernel's shim)
+    guest_bench.py x86_64 BZIMAGE ROUNDS         bzImage + initrd: kexec-py's default (kexec_file_load)
+                                                 against kexec-tools' default and its -s
+    guest_bench.py facts                         the guest's facts only
+    guest_bench.py trips KEXEC ROUNDS            `KEXEC -e` (a path) from a first kernel to a second
+                                                 kernel that jumps straight back
 """
 
 from __future__ import annotations
@@ -50,27 +56,52 @@ def image_window(payload: str) -> tuple[int, int]:
     return segments[0]["mem"], segments[-1]["mem"] + segments[-1]["memsz"] - 1
 
 
-def steps(payload: str, bzimage: str) -> list[tuple[str, str, list[str]]]:
+LOAD, JUMP, BIG = "payload load", "payload -e round trip", "bzImage + 64 MiB initrd load"
+Step = tuple[str, str, list[str]]
+
+
+def linux(bzimage: str) -> list[str]:
+    return ["-l", bzimage, f"--initrd={INITRD}", "--reuse-cmdline"]
+
+
+def payload_steps(payload: str) -> list[Step]:
+    """kexec-py's load of the payload, then its -e."""
+    return [(LOAD, "kexec-py", [KEXEC, "--load-preserve-context", "--args-none", payload]),
+            (JUMP, "kexec-py", [KEXEC, "-e"])]
+
+
+def i386_steps(payload: str, bzimage: str) -> list[Step]:
     """One round: (row, tool, argv) in the order they run. Each -e comes right after its
     tool's own load, so every jump is the first one of a freshly loaded image."""
     low, high = image_window(payload)
-    linux = ["-l", bzimage, f"--initrd={INITRD}", "--reuse-cmdline"]
-    load, jump, big = "payload load", "payload -e round trip", "bzImage + 64 MiB initrd load"
     return [
         ("python3 -c pass", "python3", [sys.executable, "-c", "pass"]),
         ("python3 -IS -c pass", "python3", [sys.executable, "-IS", "-c", "pass"]),
         ("python3 -IS, load's stdlib", "python3", [sys.executable, "-IS", "-c", f"import {STDLIB}"]),
-        (load, "kexec-py", [KEXEC, "--load-preserve-context", "--args-none", payload]),
-        (jump, "kexec-py", [KEXEC, "-e"]),
-        (load, "kexec-tools", [KEXEC_TOOLS, "-c", "--load-preserve-context", "--args-none",
+        *payload_steps(payload),
+        (LOAD, "kexec-tools", [KEXEC_TOOLS, "-c", "--load-preserve-context", "--args-none",
                                f"--mem-min={low:#x}", f"--mem-max={high:#x}", payload]),
-        (jump, "kexec-tools", [KEXEC_TOOLS, "-e"]),
-        (big, "kexec-py", [KEXEC, *linux]),
-        (big, "kexec-tools", [KEXEC_TOOLS, "-c", *linux]),
+        (JUMP, "kexec-tools", [KEXEC_TOOLS, "-e"]),
+        (BIG, "kexec-py", [KEXEC, *linux(bzimage)]),
+        (BIG, "kexec-tools", [KEXEC_TOOLS, "-c", *linux(bzimage)]),
     ]
 
 
-def measure(round_steps: list[tuple[str, str, list[str]]], rounds: int) -> dict[str, Any]:
+def x86_64_steps(bzimage: str) -> list[Step]:
+    """kexec-py's default (-a: kexec_file_load here) against kexec-tools' default
+    (kexec_load in bookworm's 2.0.25) and its kexec_file_load (-s)."""
+    return [(BIG, "kexec-py", [KEXEC, *linux(bzimage)]),
+            (BIG, "kexec-tools", [KEXEC_TOOLS, *linux(bzimage)]),
+            (BIG, "kexec-tools -s", [KEXEC_TOOLS, "-s", *linux(bzimage)])]
+
+
+def trip_steps(kexec: str) -> list[Step]:
+    """The first kernel's -e: it returns when the second kernel jumps back. The host
+    names the tool."""
+    return [("kernel round trip", kexec, [kexec, "-e"])]
+
+
+def measure(round_steps: list[Step], rounds: int) -> dict[str, Any]:
     """{row: {tool: {"wall_s": [...], "rss_kib": [...], "exit": [...]}}}, rows in the
     order of the round. A command that fails stops the run (exit 1, its argv and status):
     kexec-tools' -e may exit 255, which it does after every preserve-context round trip."""
@@ -84,27 +115,38 @@ def measure(round_steps: list[tuple[str, str, list[str]]], rounds: int) -> dict[
             entry["wall_s"].append(round(wall, 4))
             entry["rss_kib"].append(rss)
             entry["exit"].append(status)
-    run([KEXEC, "-u"])
     return results
 
 
 def guest_facts() -> dict[str, Any]:
     with open("/proc/meminfo") as f:
         mem_kib = int(f.readline().split()[1])
-    return {"kernel": platform.release(), "machine": platform.machine(), "mem_total_kib": mem_kib,
-            "cpus": os.cpu_count(), "python": platform.python_version()}
+    with open("/proc/version") as f:
+        version = f.read().strip()
+    return {"kernel": platform.release(), "version": version, "machine": platform.machine(),
+            "mem_total_kib": mem_kib, "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
 def main() -> None:
-    payload, bzimage, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    with open(INITRD, "wb") as f:
-        f.write(os.urandom(64 << 20))
+    mode, *args = sys.argv[1:]
+    if mode == "facts":
+        print(json.dumps(guest_facts()))
+        return
+    rounds = int(args[-1])
+    round_steps = {"i386": lambda: i386_steps(args[0], args[1]), "jump": lambda: payload_steps(args[0]),
+                   "x86_64": lambda: x86_64_steps(args[0]), "trips": lambda: trip_steps(args[0])}[mode]()
+    initrd = mode in ("i386", "x86_64")
+    if initrd:
+        with open(INITRD, "wb") as f:
+            f.write(os.urandom(64 << 20))
     try:
-        results = measure(steps(payload, bzimage), rounds)
+        results = measure(round_steps, rounds)
     finally:
-        os.unlink(INITRD)
-    print(json.dumps({"guest": guest_facts(), "rounds": rounds, "payload": os.path.basename(payload),
-                      "rows": results}))
+        if initrd:
+            os.unlink(INITRD)
+    if mode != "trips":
+        run([KEXEC, "-u"])
+    print(json.dumps({"guest": guest_facts(), "rounds": rounds, "rows": results}))
 
 
 if __name__ == "__main__":
