@@ -9,10 +9,13 @@
  */
 #include <linux/cpu.h>
 #include <linux/cpumask.h>
+#include <linux/delay.h>
 #include <linux/pm.h>
 #include <linux/sched.h>
 #include <linux/suspend.h>
 #include <linux/syscore_ops.h>
+#include <asm/apic.h>
+#include <asm/smp.h>
 #include "kj.h"
 
 /* Secondary CPUs must be offline before syscore_suspend() (timekeeping
@@ -39,6 +42,30 @@ static int kj_offline_secondaries(struct cpumask *down)
 	}
 	free_cpumask_var(todo);
 	return err;
+}
+
+/*
+ * An offline CPU waits in the kernel's play_dead() loop, in the kernel's
+ * text, which a jump to a second kernel swaps out. With MWAIT it wakes on a
+ * write to the line it monitors (and under TCG with several CPUs MWAIT does
+ * not wait at all): it would run the image's bytes. INIT puts it in
+ * wait-for-SIPI, where it runs nothing until the INIT-SIPI-SIPI of the next
+ * add_cpu(), in this kernel or in the image (the kernel parks CPUs the same
+ * way before kexec since 6.5). Assert, then deassert, INIT (level-triggered).
+ */
+static void kj_park_in_init(const struct cpumask *down)
+{
+	unsigned int cpu;
+
+	for_each_cpu(cpu, down) {
+		u32 apicid = per_cpu(x86_cpu_to_apicid, cpu);
+
+		apic_icr_write(APIC_INT_LEVELTRIG | APIC_INT_ASSERT | APIC_DM_INIT, apicid);
+		safe_apic_wait_icr_idle();
+		udelay(10);
+		apic_icr_write(APIC_INT_LEVELTRIG | APIC_DM_INIT, apicid);
+		safe_apic_wait_icr_idle();
+	}
 }
 
 static void kj_online(const struct cpumask *down)
@@ -77,6 +104,7 @@ int kj_quiesce_and_jump(struct kj_image *image)
 	err = kj_offline_secondaries(down);
 	if (err)
 		goto online;
+	kj_park_in_init(down);
 	local_irq_disable();
 	err = syscore_suspend();
 	if (err)
