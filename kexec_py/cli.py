@@ -646,7 +646,7 @@ def _plan_jump_back(args: argparse.Namespace, entry_mapped: bool) -> KexecPlan:
         if given:
             raise UsageError(f"--load-jump-back-helper loads no image: {option} does not apply")
     arch = _target_arch(args)
-    saved_page = read_jump_back_page(args.machine_root)
+    saved_page = None if entry_mapped else read_jump_back_page(args.machine_root)
     if args.entry is not None:
         return jump_back_plan(args.entry, arch, "--entry", saved_page, entry_mapped)
     from kexec_py.cmdline import read_proc_cmdline
