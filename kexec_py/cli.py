@@ -566,9 +566,11 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = F
     if args.mem_min is not None and args.mem_max is not None and args.mem_max < args.mem_min:
         raise UsageError(f"--mem-max {args.mem_max:#x} is below --mem-min {args.mem_min:#x}")
     mem_min, mem_max, command_line = args.mem_min, args.mem_max, _command_line(args, crash)
+    usable_ram = None
     if crash:
         layout = _crash_layout(args, arch, memory, command_line)
         mem_min, mem_max, command_line = layout.window.start, layout.window.end - 1, layout.command_line
+        usable_ram = layout.usable_ram
     request = LoadRequest(
         args.args_style,
         args.entry,
@@ -578,6 +580,7 @@ def _plan_load(args: argparse.Namespace, preserve_context: bool, crash: bool = F
         command_line=command_line,
         initrd=args.initrd,
         no_checks=args.no_checks,
+        usable_ram=usable_ram,
     )
     image = ImageFile.open(_image_path(args.image, arch.name))
     loader = choose_loader(image, args.type, arch)
@@ -609,7 +612,7 @@ def _crash_layout(args: argparse.Namespace, arch: Arch, memory: MemoryMap, comma
         elfcore.core_class(args.core_header_bits, arch.address_bits, ram),
         elfcore.EM_X86_64 if arch.address_bits == 64 else elfcore.EM_386,
         elfcore.read_cpu_notes(args.machine_root), elfcore.read_vmcoreinfo(args.machine_root), ram))
-    return crash.crash_layout(command_line, reservation, header, memory.regions)
+    return crash.crash_layout(command_line, reservation, header)
 
 
 def _image_path(name: str, arch: str) -> str:

@@ -11,8 +11,7 @@ import re
 from typing import Sequence
 
 from kexec_py.errors import EXIT_USAGE, KexecError
-from kexec_py.memmap import MemoryRegion
-from kexec_py.ranges import Range, align_down, align_up
+from kexec_py.ranges import Range, align_down
 from kexec_py.segments import Segment
 from kexec_py.value import frozen
 
@@ -97,34 +96,26 @@ class CrashLayout:
 
     header: Segment
     window: Range
-    command_line: str  # with elfcorehdr= and the memmap= that confines the crash kernel
+    usable_ram: tuple[Range, ...]  # the only RAM its zero page's e820 lists as usable
+    command_line: str  # with elfcorehdr=
 
 
-def crash_layout(line: str | None, reservation: Range, header: bytes,
-                 regions: Sequence[MemoryRegion]) -> CrashLayout:
-    """Pure: the header placed, and the command line: crash_command_line() plus
-    memmap=exactmap with the low 640 KiB and the window as the only RAM, the firmware's
-    ACPI tables (#) and NVS ($) kept, so that the crash kernel touches nothing of the
-    crashed kernel's memory the core header describes but the low 640 KiB. kexec-tools
-    backs those up first; since Linux 5.13 ("x86/setup: always reserve the first 1M of
-    RAM") the crashed kernel kept no data there, so kexec-py does not."""
+def crash_layout(line: str | None, reservation: Range, header: bytes) -> CrashLayout:
+    """Pure: the header placed, the RAM the crash kernel may use and its command line
+    (crash_command_line()). The RAM is the low 640 KiB and the window, given in the
+    zero page's e820 table (the rest of RAM reserved, firmware entries kept) as kexec-tools
+    and kexec_file_load's kernel do: the decompressor picks a KASLR spot from that
+    table alone (memmap= on the command line does not bind it), so with all of RAM
+    listed it may land in the crashed kernel's memory the core header describes.
+    kexec-tools backs the low 640 KiB up first; since Linux 5.13 ("x86/setup: always
+    reserve the first 1M of RAM") the crashed kernel kept no data there, so kexec-py does not."""
     spot = Range(align_down(reservation.end - len(header)), reservation.end)
     window = Range(reservation.start, spot.start)
     if window.size < MIN_WINDOW:
         raise KexecError(f"the crashkernel= reservation {reservation} is too small for a crash kernel"
                          f" (at least {MIN_WINDOW >> 20} MiB)")
-    memmap = ["memmap=exactmap", _memmap(LOW_RAM, "@"), _memmap(window, "@")]
-    memmap += [_memmap(r.range, MEMMAP_KEPT[r.type]) for r in regions if r.type in MEMMAP_KEPT]
-    words = [crash_command_line(line, spot.start), *memmap]
     return CrashLayout(Segment(spot.start, spot.size, header, "ELF core header (elfcorehdr=)"), window,
-                       " ".join(words))
+                       (LOW_RAM, window), crash_command_line(line, spot.start))
 
 
 MIN_WINDOW = 16 << 20
-MEMMAP_KEPT = {"ACPI Tables": "#", "ACPI Non-volatile Storage": "$"}
-
-
-def _memmap(r: Range, kind: str) -> str:
-    """memmap=SIZE<kind>START in KiB (the kernel's memparse takes K)."""
-    start, end = align_down(r.start, 1024), align_up(r.end, 1024)
-    return f"memmap={(end - start) >> 10}K{kind}{start >> 10}K"

@@ -144,7 +144,10 @@ def boot_linux(kernel: PlacedKernel, request: LoadRequest, target: Target, limit
         segments.append(layout.add(_initrd_segment(initrd, kernel.header, layout)))
         initrd_range = Range.sized(segments[-1].mem, len(initrd.data))
     e820 = e820_from_memory_map(memory)
-    if limits is not None and preserve:  # the window: _backup_window set the limits
+    if request.usable_ram is not None:
+        e820 = restrict_ram(e820, request.usable_ram)
+        notes.append(f"the new kernel's e820 lists only {_ranges_text(request.usable_ram)} as usable RAM")
+    elif limits is not None and preserve:  # the window: _backup_window set the limits
         e820, note = _window_e820(e820, memory, limits)
         notes.append(note)
     setup, jump_back_copy = _setup_segment(kernel, cmdline, _jump_back_room(arch, preserve), e820, initrd_range,

@@ -12,6 +12,7 @@ from kexec_py.errors import ImageError, UsageError
 from kexec_py.arch import ARCHES, Arch
 from kexec_py.image_file import ImageFile
 from kexec_py.memmap import MemoryMap
+from kexec_py.ranges import Range
 from kexec_py.segments import LoadedImage
 from kexec_py.value import frozen
 
@@ -41,6 +42,7 @@ class LoadRequest:
     initrd: str | None = None  # --initrd/--ramdisk
     no_checks: bool = False  # -i: purgatory skips its SHA-256 check
     purgatory: str | None = None  # purgatory.ro; None: purgatory.default_purgatory_path()
+    usable_ram: tuple[Range, ...] | None = None  # a crash kernel's only RAM (its e820); None: all, or the window
 
     @property
     def linux_options(self) -> list[str]:

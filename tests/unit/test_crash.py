@@ -121,6 +121,32 @@ def test_i386_crash_kernel_plan(run_cli, crash_machine, purgatory_ro, monkeypatc
     assert any(s["source"].startswith("purgatory") for s in plan["segments"])
 
 
+def test_crash_kernel_zero_page_lists_only_its_own_ram(run_cli, crash_machine, purgatory_ro, monkeypatch, tmp_path):
+    """The crash kernel's e820 (zero page) has the low 640 KiB and the window below the core
+    header as its only usable RAM, firmware entries kept: its decompressor picks a KASLR spot
+    from that table alone, and with all of RAM there it landed in the crashed kernel's memory."""
+    import struct
+
+    from test_bzimage import bzimage_bytes
+    from unit_support import FakeKernel
+
+    monkeypatch.setenv("KEXEC_PY_PURGATORY", purgatory_ro)
+    bz = tmp_path / "bzImage"
+    bz.write_bytes(bzimage_bytes(relocatable=1, kernel_alignment=0x1000000))
+    kernel = FakeKernel()
+    result = run_cli(["--arch", "i386", "--machine-root", crash_machine, "-p", str(bz)], kernel)
+    assert (result.code, result.err) == (0, "")
+    segments = kernel.plans[0].segments
+    [page] = [bytes(s.buf) for s in segments if s.source.startswith("zero page")]
+    [header] = [s for s in segments if s.source.startswith("ELF core header")]
+    e820 = [struct.unpack_from("<QQI", page, 0x2D0 + 20 * i) for i in range(page[0x1E8])]
+    usable = [Range.sized(addr, size) for addr, size, kind in e820 if kind == 1]
+    assert usable == [Range(0, 0x9FC00), Range(RESERVATION.start, header.mem)], e820
+    assert (0x1FFE0000, 0x20000, 3) in e820, e820  # the firmware's ACPI tables, kept
+    assert (0x100000, RESERVATION.start - 0x100000, 2) in e820, e820  # the crashed kernel's RAM: reserved
+    assert "memmap=" not in page[page.index(b"elfcorehdr="):].split(b"\0")[0].decode()
+
+
 @pytest.mark.parametrize("option, elf_class", [
     ([], "ELFCLASS32"),  # kexec-tools' default on i386 below 4 GiB
     (["--elf32-core-headers"], "ELFCLASS32"),
@@ -161,14 +187,13 @@ def test_i386_crash_kernel_header_and_command_line(crash_machine):
     ram = ram_ranges_of(memory)
     header = encode(CoreLayout(ELFCLASS32, EM_386, read_cpu_notes(crash_machine), read_vmcoreinfo(crash_machine),
                                ram))
-    layout = crash_layout("console=ttyS0 panic=-1", RESERVATION, header, memory.regions)
+    layout = crash_layout("console=ttyS0 panic=-1", RESERVATION, header)
     loads = [(s["p_paddr"], s["p_memsz"]) for s in ELFFile(io.BytesIO(layout.header.buf)).iter_segments()
              if s["p_type"] == "PT_LOAD"]
     assert loads == [(0, 0x9FC00), (0x100000, 0x14F00000), (0x19000000, 0x6FE0000)]  # RAM but the reservation
-    assert layout.command_line == (
-        "console=ttyS0 panic=-1 elfcorehdr=409596K maxcpus=1 reset_devices irqpoll"
-        " memmap=exactmap memmap=640K@0K memmap=65532K@344064K memmap=128K#524160K")
+    assert layout.command_line == "console=ttyS0 panic=-1 elfcorehdr=409596K maxcpus=1 reset_devices irqpoll"
     assert layout.window == Range(RESERVATION.start, layout.header.mem)
+    assert layout.usable_ram == (Range(0, 0xA0000), layout.window)
 
 
 def ram_ranges_of(memory):

@@ -6,7 +6,8 @@
 - i386 and x86_64: `kexec -p` of the same bzImage with a tiny initramfs (crash_init.c)
   into a crashkernel= reservation (x86_64: the default -a, kexec_file_load with
   KEXEC_FILE_ON_CRASH, whose kernel writes the ELF core header, and -c, kexec_load;
-  kexec_load with kexec-py's header, purgatory and memmap=exactmap on both arches); `echo c > /proc/sysrq-trigger`
+  kexec_load with kexec-py's header, purgatory and a zero page whose e820 lists only the
+  crash kernel's memory, on both arches); `echo c > /proc/sysrq-trigger`
   boots it, and it finds in /proc/vmcore a random marker that a process of the crashed
   kernel held in memory.
 
@@ -102,7 +103,8 @@ def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, 
     boot = images(tmp_path_factory, arch)
     initrd = crash_initrd(tmp_path_factory, arch)
     g = guest_factory(arch=arch, append=RESERVED, run=RunSpec(adds=(boot.kernel, initrd)))
-    assert "Crash kernel" in g.check("cat /proc/iomem")
+    iomem = g.check("cat /proc/iomem")
+    assert "Crash kernel" in iomem
     # the marker exists forward only in this process's memory: it is built from its reverse
     secret = secrets.token_hex(8)
     marker, reverse = f"kexecpy-crash-marker-{secret}", f"kexecpy-crash-marker-{secret}"[::-1]
@@ -122,3 +124,12 @@ def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, 
     found = g.expect(r"crash-init: vmcore (\d+) bytes, marker hits (\d+)" + NEWLINE.pattern, CAPTURE_TIMEOUT)
     assert int(found[1]) > 256 << 20, "the vmcore holds the crashed kernel's RAM"
     assert int(found[2]) >= 1, f"{marker} not in /proc/vmcore"
+    # its RAM is the low 640 KiB and the reservation, in the e820 its decompressor (KASLR) reads
+    # too; the kernel says so when the decompressor placed it outside that RAM
+    reservation = [(int(a, 16), int(b, 16)) for a, b in re.findall(r"([0-9a-f]+)-([0-9a-f]+) : Crash kernel", iomem)]
+    crash_boot = g.console[g.console.rindex("sysrq: Trigger a crash"):]
+    usable = [(int(a, 16), int(b, 16)) for a, b in
+              re.findall(r"BIOS-e820: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] usable", crash_boot)]  # inclusive
+    assert usable and all(last < 0xA0000 or any(start <= first and last <= end for start, end in reservation)
+                          for first, last in usable), crash_boot
+    assert ".text .data .bss are not marked as E820_TYPE_RAM" not in crash_boot
