@@ -14,7 +14,6 @@ import it.
 from __future__ import annotations
 
 import os
-import re
 
 from kexec_py.errors import UsageError
 from kexec_py.value import frozen
@@ -57,8 +56,24 @@ def return_path_broken(arch: str, release: str | None) -> str | None:
 
 
 def _version(release: str | None) -> tuple[int, int, int] | None:
-    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release or "")
-    return None if match is None else (int(match[1]), int(match[2]), int(match[3] or 0))
+    """(major, minor, patch) from the start of a release ("6.1.0-50-686-pae", "6.12-rc1":
+    patch 0), None without major.minor; without re, which a payload load does not import."""
+    major, rest = _digits(release or "")
+    if not major or rest[:1] != ".":
+        return None
+    minor, rest = _digits(rest[1:])
+    if not minor:
+        return None
+    patch = _digits(rest[1:])[0] if rest[:1] == "." else ""
+    return int(major), int(minor), int(patch or 0)
+
+
+def _digits(text: str) -> tuple[str, str]:
+    """text's leading ASCII digits, and the rest."""
+    end = 0
+    while end < len(text) and text[end] in "0123456789":
+        end += 1
+    return text[:end], text[end:]
 
 
 def choose(arch: str, release: str | None, kexec_jump: bool | None, shim_available: Callable[[], bool],

@@ -18,7 +18,6 @@ plans (tests/unit/test_calling.py); ResultBuffer, pin_outside, run and call touc
 
 from __future__ import annotations
 
-import argparse
 import errno
 import mmap
 import os
@@ -33,6 +32,7 @@ from kexec_py.value import frozen, replace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from kexec_py import cli
+    from kexec_py.options import Args
 
 CALL_MAGIC = b"kexec-py call v1"
 MAX_PAGES = 16
@@ -225,7 +225,7 @@ def pin_outside(segments: Sequence[Segment], address_bits: int,
     raise PlanError(why if buffer else f"no place for the result buffer in {PIN_ATTEMPTS} tries; the last: {why}")
 
 
-def run(args: argparse.Namespace, backends: cli._Backends, buffer: ResultBuffer | None = None) -> CallResult:
+def run(args: Args, backends: cli._Backends, buffer: ResultBuffer | None = None) -> CallResult:
     """kexec --call: refuse if an image is loaded, then load, jump, read and unload."""
     from kexec_py import cli
 
@@ -259,6 +259,7 @@ def call(payload: str, params: Mapping[str, str] | None = None, *, json: bool = 
     """Run payload once in physical mode (as `kexec --call`) and return what it reported.
     Raises KexecError (PayloadFailed for a fault or a non-zero return) with one line."""
     from kexec_py import cli
+    from kexec_py.options import parse
 
     argv = ["--call", payload, "--backend", backend]
     argv += [f"--param={k}={v}" for k, v in (params or {}).items()]
@@ -266,6 +267,6 @@ def call(payload: str, params: Mapping[str, str] | None = None, *, json: bool = 
     for option, value in (("--mem-min", mem_min), ("--mem-max", mem_max)):
         if value is not None:
             argv.append(f"{option}={value:#x}")
-    args = cli.build_parser().parse_args(argv)
+    args = parse(argv)
     backends = cli._Backends(args, cli._linux_kernel, cli._shim_kernel)
     return run(args, backends, buffer).check(payload)

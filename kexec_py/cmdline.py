@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 
 from kexec_py.errors import KexecError
 
 # One parameter: unquoted text and "quoted spans" (which may hold spaces) glued together.
-# Compiled on first use (re's cache): a load without --reuse-cmdline never needs it.
+# Compiled on first use (re's cache): a load without --reuse-cmdline never imports re.
 _PARAMETER = r'(?:[^\s"]+|"[^"]*"?)+'
 
 # Parameters that describe how *this* boot happened and would mislead the next kernel:
@@ -18,6 +17,8 @@ NOT_REUSED = ("BOOT_IMAGE", "kexec_jump_back_entry")
 
 
 def parameters(cmdline: str) -> list[str]:
+    import re
+
     return re.findall(_PARAMETER, cmdline)
 
 

@@ -96,6 +96,10 @@ BROKEN = [
     ("x86_64", None, False),  # unknown is not known broken
     ("x86_64", "", False),
     ("x86_64", "custom-kernel", False),
+    ("x86_64", "6.11-rc3", True),  # no patch level: .0
+    ("x86_64", "6.12.", True),
+    ("x86_64", "6.", False),  # no minor: unknown
+    ("x86_64", "6x.12.200", False),
 ]
 
 

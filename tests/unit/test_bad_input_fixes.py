@@ -17,6 +17,7 @@ import pytest
 
 from kexec_py import cli
 from kexec_py.errors import ImageError, KexecError, PlanError
+from kexec_py.options import parse_address
 from kexec_py.arch import I386, X86_64
 from kexec_py.image_file import ImageFile
 from kexec_py.jump_back import jump_back_plan
@@ -154,11 +155,11 @@ def test_the_two_reported_tracebacks_end_to_end(tiny_elf32, argv, message):
 # --- numbers the kernel would truncate --------------------------------------------------------------
 
 def test_addresses_fit_in_64_bits():
-    assert cli.parse_address("0xffffffffffffffff") == (1 << 64) - 1
-    assert cli.parse_address("18446744073709551615") == (1 << 64) - 1
+    assert parse_address("0xffffffffffffffff") == (1 << 64) - 1
+    assert parse_address("18446744073709551615") == (1 << 64) - 1
     for text in ("0x10000000000000000", "18446744073709551616", "02000000000000000000000"):
         with pytest.raises(Exception, match=r"does not fit in 64 bits"):
-            cli.parse_address(text)
+            parse_address(text)
 
 
 def test_jump_back_entry_fits_the_arch():

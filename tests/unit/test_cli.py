@@ -253,7 +253,7 @@ def test_help(run_cli):
 def test_building_the_parser_imports_no_shutil():
     """argparse's HelpFormatter imports shutil (bz2, lzma), a tenth of `kexec -e` in a small
     guest: only --help may make one (-h is added to a group, not to the parser)."""
-    code = (f"import sys\nsys.path.insert(0, {REPO!r})\nfrom kexec_py.cli import build_parser\n"
+    code = (f"import sys\nsys.path.insert(0, {REPO!r})\nfrom kexec_py.options import build_parser\n"
             "build_parser().parse_args(['-e'])\nprint('shutil' in sys.modules)")
     # -IS, as the launcher: a site scan may import shutil itself (pyenv's does)
     result = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60)
@@ -263,7 +263,7 @@ def test_building_the_parser_imports_no_shutil():
 def test_help_names_each_arch_and_its_image_types():
     """cli keeps kexec_py.arch out of `kexec -e`'s start-up: its help text must still be the table."""
     from kexec_py.arch import ARCHES
-    from kexec_py.cli import IMAGE_TYPES_HELP
+    from kexec_py.options import IMAGE_TYPES_HELP
 
     assert IMAGE_TYPES_HELP == "; ".join(f"{a.name}: {', '.join(a.image_type_names())}" for a in ARCHES.values())
 
@@ -432,12 +432,13 @@ def test_a_payload_load_imports_neither_pyelftools_nor_pyroute2(img):
     """Start-up is part of the product: importing pyelftools alone is 0.5-0.8 s in a small
     guest (kexec_py.elf_headers reads payloads), pyroute2 is only for `kexec -e` with
     interfaces up; dataclasses (with inspect) and typing are a fifth of a payload load there
-    (kexec_py.value). The same plan as `kexec --load-preserve-context --args-none`, in a
+    (kexec_py.value), argparse (with re and gettext) more than its whole budget there
+    (kexec_py.options reads the common forms itself). The same plan as `kexec --load-preserve-context --args-none`, in a
     fresh interpreter started as bin/kexec starts it (-IS)."""
     code = (f"import sys\nsys.path.insert(0, {REPO!r})\nfrom kexec_py.cli import main\n"
             f"code = main({['--dry-run', *I386, '--load-preserve-context', '--args-none', img]!r})\n"
             "print(code, sorted({m.split('.')[0] for m in sys.modules}"
-            " & {'elftools', 'pyroute2', 'pr2modules', 'dataclasses', 'inspect', 'typing'}))")
+            " & {'elftools', 'pyroute2', 'pr2modules', 'dataclasses', 'inspect', 'typing', 'argparse'}))")
     result = subprocess.run([sys.executable, "-IS", "-c", code], cwd=REPO, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from kexec_py.cli import build_parser
+from kexec_py.options import build_parser
 from unit_support import REPO
 
 GENERATOR = os.path.join(REPO, "man", "kexec_manpage.py")

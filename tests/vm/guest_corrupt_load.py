@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 from kexec_py.value import replace
 
-from kexec_py.cli import _plan_load, build_parser
+from kexec_py.cli import _plan_load
+from kexec_py.options import parse
 from kexec_py.kernel import LinuxKernel
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
     old, new, *kexec_args = argv
     if len(old) != len(new) or old == new:
         raise SystemExit("corrupt_load: OLD and NEW must differ and have the same length")
-    args = build_parser().parse_args(["--load", *kexec_args])
+    args = parse(["--load", *kexec_args])
     plan = _plan_load(args, preserve_context=False)  # what `kexec -l` loads
     LinuxKernel().kexec_load(corrupt(plan, old.encode(), new.encode()))
     return 0
