@@ -20,7 +20,7 @@ from kexec_py.value import frozen
 
 TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
 if TYPE_CHECKING:
-    from typing import IO, Callable
+    from typing import Callable
 
 KERNEL, SHIM = "kernel", "shim"
 CHOICES = ("auto", KERNEL, SHIM)
@@ -139,18 +139,20 @@ def running_release(root: str = "/") -> str | None:
 def kexec_jump_config(root: str, release: str | None) -> bool | None:
     """CONFIG_KEXEC_JUMP of the running kernel from proc/config.gz (the kernel's own),
     else boot/config-<release>; None when neither is readable."""
-    import gzip
+    import zlib  # gzip's module would bring _compression and io's stream classes for one read
 
-    sources: list[tuple[str, Callable[..., IO[str]]]] = [(os.path.join(root, "proc/config.gz"), gzip.open)]
+    sources = [os.path.join(root, "proc/config.gz")]
     if release:
-        sources.append((os.path.join(root, "boot", f"config-{release}"), open))
-    for path, opener in sources:
+        sources.append(os.path.join(root, "boot", f"config-{release}"))
+    for path in sources:
         try:
-            with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except (OSError, EOFError):
+            with open(path, "rb") as f:
+                data = f.read()
+            if path.endswith(".gz"):
+                data = zlib.decompress(data, 16 + zlib.MAX_WBITS)  # a gzip member
+        except (OSError, zlib.error):
             continue
-        known = parse_kexec_jump(text)
+        known = parse_kexec_jump(data.decode("utf-8", errors="replace"))
         if known is not None:
             return known
     return None

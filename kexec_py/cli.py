@@ -347,7 +347,6 @@ def _target_arch(args: Args) -> Arch:
 
 
 def _plan_load(args: Args, preserve_context: bool, crash: bool = False) -> KexecPlan:
-    from kexec_py.bootparams import read_running_boot_params
     from kexec_py.flags import KexecFlags
     from kexec_py.image_file import ImageFile
     from kexec_py.loaders import LoadRequest, Target, choose_loader
@@ -378,7 +377,7 @@ def _plan_load(args: Args, preserve_context: bool, crash: bool = False) -> Kexec
     image = ImageFile.open(_image_path(args.image, arch.name))
     loader = choose_loader(image, args.type, arch)
     # The loader decides the backup window: a Linux kernel's shapes its e820 map.
-    loaded = loader.load(image, request, Target(arch, memory, read_running_boot_params(args.machine_root)))
+    loaded = loader.load(image, request, Target(arch, memory, args.machine_root))
     flags = arch.kexec_arch
     if preserve_context:
         flags |= KexecFlags.PRESERVE_CONTEXT

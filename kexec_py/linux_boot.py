@@ -29,12 +29,12 @@ from kexec_py.bootparams import (
     SETUP_JUMP_BACK_PAGE,
     E820Entry,
     ZERO_PAGE_SIZE,
-    E820Entry,
     SetupHeader,
     build_zero_page,
     e820_from_memory_map,
-    setup_data_node,
+    read_running_boot_params,
     restrict_ram,
+    setup_data_node,
 )
 from kexec_py.errors import ImageError, PlanError
 from kexec_py.holes import available, find_space, ram_size, ram_top_for_budget
@@ -151,7 +151,7 @@ def boot_linux(kernel: PlacedKernel, request: LoadRequest, target: Target, limit
         e820, note = _window_e820(e820, memory, limits)
         notes.append(note)
     setup, jump_back_copy = _setup_segment(kernel, cmdline, _jump_back_room(arch, preserve), e820, initrd_range,
-                                           layout, target.boot_params, preserve and arch.jump_back_page_copy)
+                                           layout, _running_boot_params(target), preserve and arch.jump_back_page_copy)
     segments.append(layout.add(setup))
     entry, purgatory = _link_purgatory(
         request, arch, layout, segments,
@@ -321,6 +321,10 @@ def _setup_segment(
     source = " + ".join(["zero page (boot_params) + command line", *(what for *_, what in nodes)])
     copy_at = base + offsets[-1] + SETUP_DATA_HEADER.size if jump_back_copy else 0
     return Segment(base, spot.size, bytes(setup), source), copy_at
+
+
+def _running_boot_params(target: Target) -> bytes | None:
+    return None if target.root is None else read_running_boot_params(target.root)
 
 
 def _jump_back_room(arch: Arch, preserve_context: bool) -> int:

@@ -58,18 +58,18 @@ class Target:
 
     arch: Arch
     memory: MemoryMap
-    # The running kernel's zero page (bootparams.read_running_boot_params): a Linux
-    # load carries its firmware findings over; None: none (another machine's plan).
-    boot_params: bytes | None = None
+    # The machine's root directory (--machine-root): a Linux load reads the running
+    # kernel's zero page below it and carries its firmware findings over (a payload
+    # load does not even import that code); None: no zero page to start from.
+    root: str | None = None
 
 
 def _loader(arch: Arch, type_name: str) -> ImageLoader:
     """The loader for one of arch's types: its module is imported only when its turn
-    comes, so loading an ELF payload never imports the bzImage machinery."""
-    import importlib
-
+    comes, so loading an ELF payload never imports the bzImage machinery (nor importlib:
+    the import statement's own function suffices)."""
     module = dict(arch.image_types)[type_name]
-    return importlib.import_module(f"kexec_py.loaders.{module}").loader(type_name)
+    return __import__(f"kexec_py.loaders.{module}", fromlist=["loader"]).loader(type_name)
 
 
 def choose_loader(image: ImageFile, type_name: str | None, arch: Arch) -> ImageLoader:
