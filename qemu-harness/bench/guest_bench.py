@@ -6,6 +6,8 @@ RSS (KiB) and exit statuses per tool, plus facts about the guest.
 
     guest_bench.py i386 PAYLOAD BZIMAGE ROUNDS   the i386 guest's rows
     guest_bench.py jump PAYLOAD ROUNDS           kexec-py's payload load and -e only (a stock kernel's shim)
+    guest_bench.py backends PAYLOAD ROUNDS       kexec-py's payload load and -e through the shim and through
+                                                 the kernel's own KEXEC_JUMP, on one kernel
     guest_bench.py x86_64 BZIMAGE ROUNDS         bzImage + initrd: kexec-py's default (kexec_file_load)
                                                  against kexec-tools' default and its -s
     guest_bench.py facts                         the guest's facts only
@@ -25,9 +27,11 @@ from typing import Any
 
 KEXEC, KEXEC_TOOLS = "/usr/sbin/kexec", "/usr/sbin/kexec-tools"
 INITRD = "/tmp/bench-initrd-64M"
-# What a payload load imports from the standard library: the floor of its time while
-# the CLI is argparse (which brings re, enum, gettext); the launcher runs python3 -IS
-STDLIB = "argparse, mmap, struct"
+# What a payload load imports beyond the interpreter's start-up, as the launcher (python3 -IS,
+# Debian's dist-packages appended) imports it: the standard library's modules and the cffi
+# backend it needs, a floor of its time
+LIBRARIES = ("import sys; sys.path.append('/usr/lib/python3/dist-packages');"
+             " import os, errno, struct, mmap, zlib, _cffi_backend")
 
 
 def run(argv: list[str]) -> tuple[float, int, int]:
@@ -57,6 +61,7 @@ def image_window(payload: str) -> tuple[int, int]:
 
 
 LOAD, JUMP, BIG = "payload load", "payload -e round trip", "bzImage + 64 MiB initrd load"
+LOAD_BY, JUMP_BY = "payload load, one kernel", "payload -e, one kernel"
 Step = tuple[str, str, list[str]]
 
 
@@ -70,6 +75,14 @@ def payload_steps(payload: str) -> list[Step]:
             (JUMP, "kexec-py", [KEXEC, "-e"])]
 
 
+def backend_steps(payload: str) -> list[Step]:
+    """The payload through each backend of one kernel (--backend), each -e right after its load."""
+    return [step for backend, tool in (("shim", "shim"), ("kernel", "KEXEC_JUMP"))
+            for step in ((LOAD_BY, tool, [KEXEC, "--load-preserve-context", f"--backend={backend}", "--args-none",
+                                          payload]),
+                         (JUMP_BY, tool, [KEXEC, "-e"]))]
+
+
 def i386_steps(payload: str, bzimage: str) -> list[Step]:
     """One round: (row, tool, argv) in the order they run. Each -e comes right after its
     tool's own load, so every jump is the first one of a freshly loaded image."""
@@ -77,7 +90,7 @@ def i386_steps(payload: str, bzimage: str) -> list[Step]:
     return [
         ("python3 -c pass", "python3", [sys.executable, "-c", "pass"]),
         ("python3 -IS -c pass", "python3", [sys.executable, "-IS", "-c", "pass"]),
-        ("python3 -IS, load's stdlib", "python3", [sys.executable, "-IS", "-c", f"import {STDLIB}"]),
+        ("python3 -IS, load's libraries", "python3", [sys.executable, "-IS", "-c", LIBRARIES]),
         *payload_steps(payload),
         (LOAD, "kexec-tools", [KEXEC_TOOLS, "-c", "--load-preserve-context", "--args-none",
                                f"--mem-min={low:#x}", f"--mem-max={high:#x}", payload]),
@@ -134,6 +147,7 @@ def main() -> None:
         return
     rounds = int(args[-1])
     round_steps = {"i386": lambda: i386_steps(args[0], args[1]), "jump": lambda: payload_steps(args[0]),
+                   "backends": lambda: backend_steps(args[0]),
                    "x86_64": lambda: x86_64_steps(args[0]), "trips": lambda: trip_steps(args[0])}[mode]()
     initrd = mode in ("i386", "x86_64")
     if initrd:

@@ -3,6 +3,7 @@ the user's bzImage), the cached base rootfs, a stock kernel's modules and the pe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -55,7 +56,7 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
     initramfs into workdir and return how to boot it.
 
     kernel: None for the harness's own build of `variant` (-cpu of the arch, 1 CPU by
-    default); `debian:PACKAGE` for a stock Debian kernel with its modules tree and, if
+    default; `modules` also puts the kexec_jump.ko built against it in /root); `debian:PACKAGE` for a stock Debian kernel with its modules tree and, if
     `shim`, our kexec_jump module built from `shim_source`; else the path of a bzImage
     (no modules). Both of the latter run on `-cpu max` with 2 CPUs by default.
     dkms: a stock kernel's guest boots the dkms rootfs (rootfs.build_dkms_rootfs: apt, dkms,
@@ -81,8 +82,10 @@ def prepare(workdir: Path, run: RunSpec = RunSpec(), variant: Variant = Variant.
     archives: list[Path] = []
     rootfs = None
     if kernel is None:
-        image = build_kernel(variant, arch).bzimage
-        cpu, default_smp = arch.qemu_cpu, HARNESS_KERNEL_SMP
+        built = build_kernel(variant, arch)
+        image, cpu, default_smp = built.bzimage, arch.qemu_cpu, HARNESS_KERNEL_SMP
+        if built.shim is not None:  # the kexec_jump module built against it, in /root to insmod
+            run = dataclasses.replace(run, adds=(*run.adds, built.shim))
     elif package := stock_package(kernel):
         stock = prepare_stock(package, arch, shim, shim_source)
         image, cpu, default_smp = stock.kernel.vmlinuz, arch.stock_qemu_cpu, DEFAULT_SMP

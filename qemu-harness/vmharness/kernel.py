@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .arch import I386, GuestArch, guest_arch
 from .build import BuildError, cache_root, digest, locked, progress, publish, run_logged
+from .stock import SHIM_MODULE, SHIM_SOURCE, warning_lines
 
 JOBS = f"-j{(os.cpu_count() or 1) + 1}"
 
@@ -31,14 +32,22 @@ class Variant(str, enum.Enum):
     PATCHED = "patched"
     UNPATCHED = "unpatched"    # i386 only: proves the 32-bit return bug (resets on the first return)
     NOJUMP = "nojump"          # KEXEC_JUMP off: preserve-context loads must get EINVAL
+    # patched, with loadable modules and the kexec_jump module built against it: the shim
+    # and the kernel's own KEXEC_JUMP on one kernel (the bench's shim comparison)
+    MODULES = "modules"
 
     @property
     def applies_patches(self) -> bool:
-        return self is Variant.PATCHED
+        return self in (Variant.PATCHED, Variant.MODULES)
 
     @property
     def config_override(self) -> str:
-        return "# CONFIG_KEXEC_JUMP is not set\n" if self is Variant.NOJUMP else ""
+        return {Variant.NOJUMP: "# CONFIG_KEXEC_JUMP is not set\n",
+                Variant.MODULES: "CONFIG_MODULES=y\nCONFIG_MODULE_UNLOAD=y\n"}.get(self, "")
+
+    @property
+    def builds_shim(self) -> bool:
+        return self is Variant.MODULES
 
 
 def variants(arch: GuestArch) -> list[Variant]:
@@ -53,10 +62,11 @@ class Kernel:
     bzimage: Path
     vmlinux: Path  # the same kernel as a plain ELF, for kexec --args-linux
     config: Path
+    shim: Path | None = None  # kexec_jump.ko built against this kernel (Variant.builds_shim)
 
     @property
     def built(self) -> bool:
-        return self.bzimage.exists() and self.vmlinux.exists()
+        return self.bzimage.exists() and self.vmlinux.exists() and (self.shim is None or self.shim.exists())
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ def cache_key(source: KernelSource, variant: Variant, arch: GuestArch) -> str:
     parts: list[str | bytes] = [source.version, arch.fragment.read_bytes(), variant.value]
     for patch in arch.patches():
         parts += [patch.name, patch.read_bytes()]
+    if variant.builds_shim:  # the module is built in the kernel's tree, with it
+        for path in sorted(p for p in SHIM_SOURCE.rglob("*") if p.is_file()):
+            parts += [str(path.relative_to(SHIM_SOURCE)), path.read_bytes()]
     return digest(*parts)
 
 
@@ -127,7 +140,8 @@ def build_kernel(variant: Variant, arch: GuestArch | str = I386) -> Kernel:
     cache = cache_root() / "kernel"
     source = find_source(cache, arch)
     final = cache / cache_key(source, variant, arch)
-    kernel = Kernel(arch, variant, final / "bzImage", final / "vmlinux", final / "config")
+    kernel = Kernel(arch, variant, final / "bzImage", final / "vmlinux", final / "config",
+                    final / f"{SHIM_MODULE}.ko" if variant.builds_shim else None)
     if kernel.built:
         return kernel
     with locked(cache / ".lock"):
@@ -142,13 +156,29 @@ def build_kernel(variant: Variant, arch: GuestArch | str = I386) -> Kernel:
                  "build takes 5-15 minutes, later variants rebuild little)")
         _set_patches(tree, arch.patches() if variant.applies_patches else [], log)
         _configure(tree, variant, arch, log)
-        run_logged([*make(arch), "bzImage"], log, cwd=tree)
+        run_logged([*make(arch), "bzImage", *(["modules"] if variant.builds_shim else [])], log, cwd=tree)
         check_config(tree / ".config", variant, arch)
+        if variant.builds_shim:
+            _build_shim(tree, arch, staging, log)
         shutil.copy2(tree / "arch/x86/boot/bzImage", staging / "bzImage")
         shutil.copy2(tree / "vmlinux", staging / "vmlinux")
         shutil.copy2(tree / ".config", staging / "config")
         publish(staging, final)
     return kernel
+
+
+def _build_shim(tree: Path, arch: GuestArch, staging: Path, log: Path) -> None:
+    """kexec_jump.ko from a copy of the shim's source, against the configured tree; warnings fail it."""
+    source = staging / "shim-src"
+    shutil.copytree(SHIM_SOURCE, source)
+    start = log.stat().st_size
+    run_logged([*make(arch), "-C", str(tree), f"M={source}", "modules"], log, cwd=tree)
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        if warnings := warning_lines(f.read()):
+            raise BuildError(f"building {SHIM_MODULE}.ko printed warnings (log {log}):\n" + "\n".join(warnings[:40]))
+    shutil.copy2(source / f"{SHIM_MODULE}.ko", staging / f"{SHIM_MODULE}.ko")
+    shutil.rmtree(source)
 
 
 def _extracted_tree(cache: Path, source: KernelSource, arch: GuestArch, log: Path) -> Path:

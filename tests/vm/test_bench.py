@@ -1,4 +1,4 @@
-"""qemu-harness/bench/bench, one round of every part (its four guests): every row of the
+"""qemu-harness/bench/bench, one round of every part (its five guests): every row of the
 table is there for every tool, with positive figures, so the benchmark cannot rot. No
 timings are asserted (TCG on a shared machine); the goals are computed, whatever they say."""
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.vm
 # so a guest that dies is tolerated there, and only that.
 TRIP_RESET = pytest.mark.xfail(raises=GuestDied, strict=False, reason="intermittent guest reset at the"
                                " second kernel's first jump back (i386 patched 6.1), under investigation")
-GOALS = {"i386": 4, "trip": 1, "shim": 1, "x86_64": 1}  # goals each part's rows measure
+GOALS = {"i386": 4, "trip": 1, "shim": 1, "backends": 1, "x86_64": 1}  # goals each part's rows measure
 
 
 def check_part_rows(result: dict, parts: tuple[str, ...]) -> str:
@@ -32,6 +32,8 @@ def check_part_rows(result: dict, parts: tuple[str, ...]) -> str:
             assert figures["wall_s"][0] > 0 and figures["rss_kib"][0] > 0, (row, tool, figures)
     for row in {bench.JUMP, bench.SHIM_JUMP, bench.TRIP} & set(result["rows"]):  # ours comes back with 0
         assert result["rows"][row][bench.OURS]["exit"] == [0], row
+    for tool in bench.TOOLS[bench.JUMP_BY] if bench.JUMP_BY in result["rows"] else ():  # both backends' are ours
+        assert result["rows"][bench.JUMP_BY][tool]["exit"] == [0], tool
     text = bench.table(result)
     for row in result["rows"]:
         for tool in bench.TOOLS[row]:
@@ -42,7 +44,7 @@ def check_part_rows(result: dict, parts: tuple[str, ...]) -> str:
 
 
 def test_bench_smoke():
-    parts = ("i386", "shim", "x86_64")
+    parts = ("i386", "shim", "backends", "x86_64")
     result = bench.run_in_guests(rounds=1, parts=parts)
     check_part_rows(result, parts)
     # the stock guest runs Debian's kernel (its upstream version named), the others ours
