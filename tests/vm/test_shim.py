@@ -14,7 +14,7 @@ import pytest
 from guest_memory import free_kib
 from guest_paths import NOBODY, payload
 from test_kexec_jump import CONTRACT, GREETING, JUMP_TIMEOUT, entry_state
-from vmharness.guest import Guest, GuestDied
+from vmharness.guest import Guest
 
 pytestmark = pytest.mark.vm
 
@@ -225,16 +225,7 @@ KERNEL_TO_KERNEL_MEM_MB = 1024
 ROUND_TRIPS = 3
 
 
-# The guest reset here between the first kernel's kexec -e and the second kernel's first
-# message (2 runs in a row, 2026-11-30): an offline CPU in mwait_play_dead() ran the
-# swapped-out text. Fixed (the module parks offline CPUs in INIT; 3 runs passed since);
-# until more runs confirm it, only that outcome is tolerated.
-I386_RESET = pytest.mark.xfail(raises=GuestDied, strict=False,
-                               reason="reset of a 686-pae kernel-to-kernel jump (offline CPU in MWAIT), fixed,"
-                               " being confirmed")
-
-
-@pytest.mark.parametrize("flavour", [pytest.param("686-pae", marks=I386_RESET), "amd64"])
+@pytest.mark.parametrize("flavour", ["686-pae", "amd64"])
 def test_stock_kernel_to_stock_kernel_and_back(tmp_path_factory, guest_factory, flavour: str) -> None:
     """A stock first kernel -> the same package as second kernel -> back, three round trips,
     the shim in both (the jump-back helper goes through it too). On x86_64 the way back
