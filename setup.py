@@ -20,11 +20,19 @@ class BuildWithPayloads(build):
         subprocess.run(["make", "-s", "-C", "csrc", f"O={os.path.join(HERE, PAYLOAD_BUILD)}"],
                        cwd=HERE, check=True)
         super().run()
-        # the purgatories are package data: kexec_py.purgatory.default_purgatory_path() finds them there
+        # the purgatories are package data: kexec_py.purgatory.default_purgatory_path() finds them there,
+        # each with its parse (pyelftools' work done here, not on every Linux load)
+        from kexec_py.purgatory import SHIPPED_SUFFIX, Purgatory, shipped_form
+
         data = os.path.join(self.build_lib, "kexec_py", "data")
         os.makedirs(data, exist_ok=True)
         for name in ("purgatory.ro", "purgatory64.ro"):
-            shutil.copy2(os.path.join(PAYLOAD_BUILD, "purgatory", name), data)
+            built = os.path.join(PAYLOAD_BUILD, "purgatory", name)
+            shutil.copy2(built, data)
+            with open(built, "rb") as f:
+                obj = f.read()
+            with open(os.path.join(data, name + SHIPPED_SUFFIX), "w", encoding="ascii") as f:
+                f.write(shipped_form(Purgatory.from_bytes(obj, name), obj))
 
 
 def kit_sources():

@@ -18,6 +18,12 @@ global symbols of exact size in .data (word = 4 bytes on i386, 8 on x86_64):
     purgatory_serial_port       2 bytes  8250 port for error messages, 0 = silent
 
 The segments purgatory verifies are the others: its own holds the digest.
+
+pyelftools reads the object; importing it takes longer than the rest of a Linux
+load's planning, so the build (setup.py) also ships each object's parse beside
+it (shipped_form(): sections laid out, relocations, symbols, as JSON tied to the
+object's SHA-256) and from_file() links from that when it describes these very
+bytes; any other object (--purgatory, a source tree) is parsed with pyelftools.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ SHT_STRTAB, SHT_NOBITS = 3, 8
 SHF_ALLOC, SHF_COMPRESSED = 0x2, 0x800
 LINKED_TYPES = (2, 4, 5, 6, 9, 11)  # SHT_SYMTAB, RELA, HASH, DYNAMIC, REL, DYNSYM: sh_link is a section
 _ENV_PATH = "KEXEC_PY_PURGATORY"
+SHIPPED_SUFFIX = ".json"  # the parse setup.py ships beside an object: purgatory.ro.json
+SHIPPED_VERSION = 1
 
 
 @frozen
@@ -174,12 +182,14 @@ class Purgatory:
 
     @classmethod
     def from_file(cls, path: str) -> Purgatory:
+        """The object at path: from its shipped parse (path + SHIPPED_SUFFIX) when that
+        was made from these bytes, else parsed with pyelftools."""
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as e:
             raise ImageError(f"{path}: cannot read purgatory ({e.strerror})") from None
-        return cls.from_bytes(data, path)
+        return _from_shipped(path, data) or cls.from_bytes(data, path)
 
     @classmethod
     def from_bytes(cls, data: bytes, path: str = "purgatory") -> Purgatory:
@@ -281,6 +291,51 @@ def _parse(path: str, data: bytes) -> Purgatory:
         _relocations=relocations,
         _parameters=MappingProxyType(parameters),
         _nobits=MappingProxyType(nobits),
+    )
+
+
+def shipped_form(purgatory: Purgatory, data: bytes) -> str:
+    """What the build ships beside the object `data` that purgatory was parsed from:
+    the parse itself, which _from_shipped() turns back into an equal Purgatory."""
+    import json
+
+    return json.dumps({
+        "version": SHIPPED_VERSION,
+        "object_sha256": hashlib.sha256(data).hexdigest(),
+        "elfclass": purgatory.format.elfclass,
+        "size": purgatory.size,
+        "alignment": purgatory.alignment,
+        "image": purgatory._image.hex(),
+        "entry": purgatory._entry,
+        "relocations": [[r.place, r.type, r.target, r.absolute, r.addend] for r in purgatory._relocations],
+        "parameters": {name: [p.offset, p.size] for name, p in purgatory._parameters.items()},
+        "nobits": dict(purgatory._nobits),
+    }, indent=1) + "\n"
+
+
+def _from_shipped(path: str, data: bytes) -> Purgatory | None:
+    """The Purgatory that path's shipped parse describes; None when there is none, or
+    it was made from other bytes (a rebuilt object) or by another version of this module."""
+    import json
+
+    try:
+        with open(path + SHIPPED_SUFFIX, encoding="ascii") as f:
+            shipped = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(shipped, dict) or shipped.get("version") != SHIPPED_VERSION
+            or shipped.get("object_sha256") != hashlib.sha256(data).hexdigest()):
+        return None
+    return Purgatory(
+        path=path,
+        format=FORMATS[shipped["elfclass"]],
+        size=shipped["size"],
+        alignment=shipped["alignment"],
+        _image=bytes.fromhex(shipped["image"]),
+        _entry=shipped["entry"],
+        _relocations=tuple(_Relocation(*r) for r in shipped["relocations"]),
+        _parameters=MappingProxyType({name: _Parameter(*p) for name, p in shipped["parameters"].items()}),
+        _nobits=MappingProxyType(dict(shipped["nobits"])),
     )
 
 
