@@ -33,14 +33,16 @@ import io
 import os
 import struct
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kexec_py.errors import ImageError, PlanError
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import Segment
 from kexec_py.value import field, frozen
 
+TYPE_CHECKING = False  # annotations only: importing typing costs a Linux load
 if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
+
     from kexec_py.arch import Arch
 
 ENTRY_SYMBOL = "purgatory_start"
