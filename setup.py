@@ -31,7 +31,7 @@ class BuildWithPayloads(build):
             shutil.copy2(built, data)
             with open(built, "rb") as f:
                 obj = f.read()
-            with open(os.path.join(data, name + SHIPPED_SUFFIX), "w", encoding="ascii") as f:
+            with open(os.path.join(data, name + SHIPPED_SUFFIX), "wb") as f:
                 f.write(shipped_form(Purgatory.from_bytes(obj, name), obj))
 
 

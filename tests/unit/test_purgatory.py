@@ -10,6 +10,7 @@ of corrupt memory and the jump-back command line are proven without a VM.
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import re
 import shutil
@@ -549,9 +550,9 @@ def ship(built: Built, tmp_path, shipped_from: Built | None = None) -> str:
     shutil.copy(built.path, path)
     source = shipped_from or built
     with open(source.path, "rb") as f:
-        text = shipped_form(source.purgatory, f.read())
-    with open(path + SHIPPED_SUFFIX, "w", encoding="ascii") as f:
-        f.write(text)
+        form = shipped_form(source.purgatory, f.read())
+    with open(path + SHIPPED_SUFFIX, "wb") as f:
+        f.write(form)
     return path
 
 
@@ -569,23 +570,24 @@ def test_shipped_form_links_as_pyelftools_parse_does(built, tmp_path, monkeypatc
         assert bytes(ours.segment.buf) == bytes(theirs.segment.buf)
 
 
-@pytest.mark.parametrize("damage", ["made from other bytes", "another version", "not JSON"])
+@pytest.mark.parametrize("damage", ["made from other bytes", "another version", "cut short", "not marshal data"])
 def test_shipped_form_not_made_from_the_object_is_ignored(built, purgatory_ro, purgatory64_ro, tmp_path, damage):
     """Beside the object: the other purgatory's shipped form, as it is (its object's digest),
-    claiming this object's digest but another version of the form, or cut short."""
+    claiming this object's digest but another version of the form, cut short, or not marshal's."""
     other_path = purgatory64_ro if built.path == purgatory_ro else purgatory_ro
     other = Built(other_path, Purgatory.from_file(other_path), "")
     path = ship(built, tmp_path, shipped_from=other)
     sidecar = path + SHIPPED_SUFFIX
-    text = open(sidecar).read()
+    form = open(sidecar, "rb").read()
     if damage == "another version":
-        text = text.replace(hashlib.sha256(open(other_path, "rb").read()).hexdigest(),
-                            hashlib.sha256(open(path, "rb").read()).hexdigest())
-        assert '"version": 1,' in text
-        text = text.replace('"version": 1,', '"version": 2,')
-    elif damage == "not JSON":
-        text = text[: len(text) // 2]
-    open(sidecar, "w").write(text)
+        fields = marshal.loads(form)
+        fields.update(object_sha256=hashlib.sha256(open(path, "rb").read()).hexdigest(), version=fields["version"] + 1)
+        form = marshal.dumps(fields)
+    elif damage == "cut short":
+        form = form[: len(form) // 2]
+    elif damage == "not marshal data":
+        form = b"\xff" + form
+    open(sidecar, "wb").write(form)
     purgatory = Purgatory.from_file(path)
     assert purgatory == Purgatory.from_bytes(open(path, "rb").read(), path)
     assert purgatory != other.purgatory
