@@ -54,7 +54,7 @@ setup(
     license="GPL-2.0-or-later",
     packages=find_packages(include=["kexec_py", "kexec_py.*"]),
     python_requires=">=3.9",
-    setup_requires=["cffi>=1.15"],
+    setup_requires=["cffi>=1.15", "pyelftools>=0.29"],  # pyelftools: the build parses purgatory
     install_requires=["cffi>=1.15", "pyelftools>=0.29", "pyroute2>=0.7"],
     cffi_modules=["kexec_py/_ffi_build.py:ffibuilder"],
     scripts=["bin/kexec"],
