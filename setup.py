@@ -20,11 +20,19 @@ class BuildWithPayloads(build):
         subprocess.run(["make", "-s", "-C", "csrc", f"O={os.path.join(HERE, PAYLOAD_BUILD)}"],
                        cwd=HERE, check=True)
         super().run()
-        # the purgatories are package data: kexec_py.purgatory.default_purgatory_path() finds them there
+        # the purgatories are package data: kexec_py.purgatory.default_purgatory_path() finds them there,
+        # each with its parse (pyelftools' work done here, not on every Linux load)
+        from kexec_py.purgatory import SHIPPED_SUFFIX, Purgatory, shipped_form
+
         data = os.path.join(self.build_lib, "kexec_py", "data")
         os.makedirs(data, exist_ok=True)
         for name in ("purgatory.ro", "purgatory64.ro"):
-            shutil.copy2(os.path.join(PAYLOAD_BUILD, "purgatory", name), data)
+            built = os.path.join(PAYLOAD_BUILD, "purgatory", name)
+            shutil.copy2(built, data)
+            with open(built, "rb") as f:
+                obj = f.read()
+            with open(os.path.join(data, name + SHIPPED_SUFFIX), "wb") as f:
+                f.write(shipped_form(Purgatory.from_bytes(obj, name), obj))
 
 
 def kit_sources():
@@ -46,7 +54,7 @@ setup(
     license="GPL-2.0-or-later",
     packages=find_packages(include=["kexec_py", "kexec_py.*"]),
     python_requires=">=3.9",
-    setup_requires=["cffi>=1.15"],
+    setup_requires=["cffi>=1.15", "pyelftools>=0.29"],  # pyelftools: the build parses purgatory
     install_requires=["cffi>=1.15", "pyelftools>=0.29", "pyroute2>=0.7"],
     cffi_modules=["kexec_py/_ffi_build.py:ffibuilder"],
     scripts=["bin/kexec"],

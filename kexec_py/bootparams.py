@@ -98,6 +98,13 @@ def _field(fmt: str) -> Any:
     return field(metadata={"fmt": fmt})
 
 
+
+def is_bzimage(data: memoryview | bytes) -> bool:
+    """The boot sector's 0xAA55 and the setup header's "HdrS" (boot.rst): a bzImage, whose
+    version and loadflags SetupHeader.parse checks."""
+    return (len(data) >= 2 * SECTOR and struct.unpack_from("<H", data, 0x1FE)[0] == BOOT_FLAG
+            and bytes(data[0x202:0x206]) == HDRS_MAGIC)
+
 @frozen
 class SetupHeader:
     """struct setup_header as the image carries it. Fields a protocol version
@@ -150,8 +157,7 @@ class SetupHeader:
         """The header of a bzImage, validated; ImageError says what is wrong."""
         if len(data) < 2 * SECTOR:
             raise ImageError(f"{path}: not a bzImage (only {len(data)} bytes, a setup header needs {2 * SECTOR})")
-        boot_flag, = struct.unpack_from("<H", data, 0x1FE)
-        if boot_flag != BOOT_FLAG or bytes(data[0x202:0x206]) != HDRS_MAGIC:
+        if not is_bzimage(data):
             raise ImageError(f"{path}: not a bzImage (no 0xAA55 boot flag at 0x1fe and \"HdrS\" at 0x202)")
         values = SETUP_HEADER.unpack_from(bytes(data[HDR : HDR + SETUP_HEADER.size]))
         # The jump at 0x200 doubles as the header's length: it ends at 0x202 + data[0x201].

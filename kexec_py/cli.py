@@ -182,22 +182,21 @@ def _load_syscall(args: Args, arch: str, preserve: bool) -> SyscallChoice:
     bzimage = False
     if (args.syscall == "auto" and arch == "x86_64" and not preserve and args.core_header_bits != 32
             and args.type is None and args.args_style is None and args.entry is None):
+        from kexec_py.bootparams import is_bzimage  # the bzImage loader's probe, without the loader's imports
         from kexec_py.image_file import ImageFile
-        from kexec_py.loaders import bzimage as bz
 
-        bzimage = bz.loader("bzImage64").probe(ImageFile.open(_image_path(args.image, arch)).data)
+        bzimage = is_bzimage(ImageFile.open(_image_path(args.image, arch)).data)
     return file_load_choose(args.syscall, arch, preserve_context=preserve, bzimage=bzimage)
 
 
 def _checked_bzimage(path: str) -> str:
     """path, after the checks kexec-tools makes before kexec_file_load: a file that
     probes as a bzImage must have a sound setup header (anything else is the kernel's to refuse)."""
-    from kexec_py.bootparams import SetupHeader
+    from kexec_py.bootparams import SetupHeader, is_bzimage
     from kexec_py.image_file import ImageFile
-    from kexec_py.loaders import bzimage
 
     image = ImageFile.open(path)
-    if bzimage.loader("bzImage64").probe(image.data):
+    if is_bzimage(image.data):
         SetupHeader.parse(image.data, path)
     return path
 

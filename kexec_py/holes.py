@@ -4,7 +4,9 @@ with tables and no machine."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+TYPE_CHECKING = False  # annotations only: importing typing costs a Linux load
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 from kexec_py.ranges import PAGE_SIZE, Range, align_down, align_up, merge, subtract
 

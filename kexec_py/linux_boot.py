@@ -17,7 +17,9 @@ for its real-mode trampoline and panics without it.
 
 from __future__ import annotations
 
-from typing import Sequence
+TYPE_CHECKING = False  # annotations only: importing typing costs a Linux load
+if TYPE_CHECKING:
+    from typing import Sequence
 
 from kexec_py.arch import Arch
 from kexec_py.bootparams import (

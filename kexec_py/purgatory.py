@@ -18,6 +18,14 @@ global symbols of exact size in .data (word = 4 bytes on i386, 8 on x86_64):
     purgatory_serial_port       2 bytes  8250 port for error messages, 0 = silent
 
 The segments purgatory verifies are the others: its own holds the digest.
+
+pyelftools reads the object; importing it takes longer than the rest of a Linux
+load's planning, so the build (setup.py) also ships each object's parse beside
+it (shipped_form(): sections laid out, relocations, symbols, tied to the object's
+SHA-256; marshal's format, which needs no import, unlike json's 50 ms) and
+from_file() links from that when it describes these very bytes; any other object
+(--purgatory, a source tree), or a form this Python cannot read, is parsed with
+pyelftools.
 """
 
 from __future__ import annotations
@@ -27,14 +35,16 @@ import io
 import os
 import struct
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kexec_py.errors import ImageError, PlanError
 from kexec_py.ranges import PAGE_SIZE, align_up
 from kexec_py.segments import Segment
 from kexec_py.value import field, frozen
 
+TYPE_CHECKING = False  # annotations only: importing typing costs a Linux load
 if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
+
     from kexec_py.arch import Arch
 
 ENTRY_SYMBOL = "purgatory_start"
@@ -51,6 +61,9 @@ SHT_STRTAB, SHT_NOBITS = 3, 8
 SHF_ALLOC, SHF_COMPRESSED = 0x2, 0x800
 LINKED_TYPES = (2, 4, 5, 6, 9, 11)  # SHT_SYMTAB, RELA, HASH, DYNAMIC, REL, DYNSYM: sh_link is a section
 _ENV_PATH = "KEXEC_PY_PURGATORY"
+SHIPPED_SUFFIX = ".parse"  # the parse setup.py ships beside an object: purgatory.ro.parse
+SHIPPED_VERSION = 1  # of the form's fields
+MARSHAL_VERSION = 4  # Python 3.4's and every later one's
 
 
 @frozen
@@ -174,12 +187,14 @@ class Purgatory:
 
     @classmethod
     def from_file(cls, path: str) -> Purgatory:
+        """The object at path: from its shipped parse (path + SHIPPED_SUFFIX) when that
+        was made from these bytes, else parsed with pyelftools."""
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as e:
             raise ImageError(f"{path}: cannot read purgatory ({e.strerror})") from None
-        return cls.from_bytes(data, path)
+        return _from_shipped(path, data) or cls.from_bytes(data, path)
 
     @classmethod
     def from_bytes(cls, data: bytes, path: str = "purgatory") -> Purgatory:
@@ -281,6 +296,51 @@ def _parse(path: str, data: bytes) -> Purgatory:
         _relocations=relocations,
         _parameters=MappingProxyType(parameters),
         _nobits=MappingProxyType(nobits),
+    )
+
+
+def shipped_form(purgatory: Purgatory, data: bytes) -> bytes:
+    """What the build ships beside the object `data` that purgatory was parsed from:
+    the parse itself, which _from_shipped() turns back into an equal Purgatory."""
+    import marshal
+
+    return marshal.dumps({
+        "version": SHIPPED_VERSION,
+        "object_sha256": hashlib.sha256(data).hexdigest(),
+        "elfclass": purgatory.format.elfclass,
+        "size": purgatory.size,
+        "alignment": purgatory.alignment,
+        "image": purgatory._image,
+        "entry": purgatory._entry,
+        "relocations": [[r.place, r.type, r.target, r.absolute, r.addend] for r in purgatory._relocations],
+        "parameters": {name: [p.offset, p.size] for name, p in purgatory._parameters.items()},
+        "nobits": dict(purgatory._nobits),
+    }, MARSHAL_VERSION)
+
+
+def _from_shipped(path: str, data: bytes) -> Purgatory | None:
+    """The Purgatory that path's shipped parse describes; None when there is none, or
+    it was made from other bytes (a rebuilt object) or by another version of this module."""
+    import marshal
+
+    try:
+        with open(path + SHIPPED_SUFFIX, "rb") as f:
+            shipped = marshal.load(f)
+    except (OSError, ValueError, EOFError, TypeError):  # none, or not marshal data this Python reads
+        return None
+    if (not isinstance(shipped, dict) or shipped.get("version") != SHIPPED_VERSION
+            or shipped.get("object_sha256") != hashlib.sha256(data).hexdigest()):
+        return None
+    return Purgatory(
+        path=path,
+        format=FORMATS[shipped["elfclass"]],
+        size=shipped["size"],
+        alignment=shipped["alignment"],
+        _image=shipped["image"],
+        _entry=shipped["entry"],
+        _relocations=tuple(_Relocation(*r) for r in shipped["relocations"]),
+        _parameters=MappingProxyType({name: _Parameter(*p) for name, p in shipped["parameters"].items()}),
+        _nobits=MappingProxyType(dict(shipped["nobits"])),
     )
 
 

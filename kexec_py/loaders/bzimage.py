@@ -11,9 +11,7 @@ to run; purgatory enters it with esi/rsi = zero page.
 
 from __future__ import annotations
 
-import struct
-
-from kexec_py.bootparams import BOOT_FLAG, HDRS_MAGIC, SECTOR, SetupHeader
+from kexec_py.bootparams import SetupHeader, is_bzimage
 from kexec_py.errors import ImageError, UsageError
 from kexec_py.holes import available, find_space
 from kexec_py.image_file import ImageFile
@@ -30,11 +28,7 @@ class BzImageLoader:
 
     def probe(self, data: memoryview) -> bool:
         # Version and loadflags are checked by load(): an old kernel gets told why.
-        return (
-            len(data) >= 2 * SECTOR
-            and struct.unpack_from("<H", data, 0x1FE)[0] == BOOT_FLAG
-            and bytes(data[0x202:0x206]) == HDRS_MAGIC
-        )
+        return is_bzimage(data)
 
     def load(self, image: ImageFile, request: LoadRequest, target: Target) -> LoadedImage:
         path = image.path

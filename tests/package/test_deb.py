@@ -132,6 +132,24 @@ def test_contents(deb):
     assert imports == {"import sys", "import site", "from kexec_py.cli import main"}, launcher
 
 
+@pytest.mark.parametrize("name", ["purgatory.ro", "purgatory64.ro"])
+def test_purgatory_ships_its_parse(deb, tmp_path, monkeypatch, name):
+    """The installed purgatory links from the parse the build shipped beside it (no pyelftools
+    on a load), exactly as pyelftools' parse of the same object does."""
+    from kexec_py.purgatory import Purgatory
+
+    path = str(extract(deb, tmp_path) / "usr/lib/python3/dist-packages/kexec_py/data" / name)
+    parsed = Purgatory.from_bytes(Path(path).read_bytes(), path)
+
+    def parse(*_):
+        raise AssertionError(f"{name} parsed with pyelftools: its shipped parse is missing or stale")
+
+    monkeypatch.setattr(Purgatory, "from_bytes", classmethod(parse))
+    shipped = Purgatory.from_file(path)
+    assert shipped == parsed
+    assert bytes(shipped.link(0x9A000, {}).segment.buf) == bytes(parsed.link(0x9A000, {}).segment.buf)
+
+
 def test_dkms_control_fields(dkms_deb):
     fields = control(dkms_deb, "Package", "Version", "Architecture", "Section", "Depends", "Recommends")
     assert fields["Package"] == "kexec-py-dkms"

@@ -10,6 +10,7 @@ of corrupt memory and the jump-back command line are proven without a VM.
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import re
 import shutil
@@ -23,10 +24,12 @@ import pytest
 from kexec_py.errors import ImageError, PlanError
 from kexec_py.purgatory import (
     JUMP_BACK_ENTRY_ROOM,
+    SHIPPED_SUFFIX,
     Purgatory,
     default_purgatory_path,
     entry_regs,
     sha256_params,
+    shipped_form,
 )
 from kexec_py.arch import I386
 from kexec_py.ranges import PAGE_SIZE
@@ -529,6 +532,65 @@ def test_default_path(monkeypatch, purgatory_ro):
         assert "no purgatory.ro" in str(e) and "make -C csrc/purgatory" in str(e)
     else:
         assert path.endswith("purgatory.ro") and os.path.isfile(path)
+
+
+# --- the shipped parse (setup.py writes it beside the installed objects) -----------------------
+
+def no_pyelftools(monkeypatch) -> None:
+    """Any parse with pyelftools fails the test: a Purgatory can only come from the shipped form."""
+    def parse(*_):
+        raise AssertionError("parsed with pyelftools")
+
+    monkeypatch.setattr(Purgatory, "from_bytes", classmethod(parse))
+
+
+def ship(built: Built, tmp_path, shipped_from: Built | None = None) -> str:
+    """A copy of built's object with the shipped form of shipped_from's (default: its own) beside it."""
+    path = str(tmp_path / os.path.basename(built.path))
+    shutil.copy(built.path, path)
+    source = shipped_from or built
+    with open(source.path, "rb") as f:
+        form = shipped_form(source.purgatory, f.read())
+    with open(path + SHIPPED_SUFFIX, "wb") as f:
+        f.write(form)
+    return path
+
+
+def test_shipped_form_links_as_pyelftools_parse_does(built, tmp_path, monkeypatch):
+    path = ship(built, tmp_path)
+    parsed = Purgatory.from_bytes(open(path, "rb").read(), path)
+    no_pyelftools(monkeypatch)
+    shipped = Purgatory.from_file(path)
+    assert shipped == parsed
+    assert dict(shipped._parameters) == dict(parsed._parameters) and dict(shipped._nobits) == dict(parsed._nobits)
+    values = {name: bytes((i * 5 + k) & 0xFF for k in range(size)) for i, (name, size) in enumerate(built.params.items())}
+    for load_addr, patch in ((0x1000, {}), (0x9A000, values), (0x7FFF000, values)):
+        ours, theirs = shipped.link(load_addr, patch), parsed.link(load_addr, patch)
+        assert ours.entry == theirs.entry
+        assert bytes(ours.segment.buf) == bytes(theirs.segment.buf)
+
+
+@pytest.mark.parametrize("damage", ["made from other bytes", "another version", "cut short", "not marshal data"])
+def test_shipped_form_not_made_from_the_object_is_ignored(built, purgatory_ro, purgatory64_ro, tmp_path, damage):
+    """Beside the object: the other purgatory's shipped form, as it is (its object's digest),
+    claiming this object's digest but another version of the form, cut short, or not marshal's."""
+    other_path = purgatory64_ro if built.path == purgatory_ro else purgatory_ro
+    other = Built(other_path, Purgatory.from_file(other_path), "")
+    path = ship(built, tmp_path, shipped_from=other)
+    sidecar = path + SHIPPED_SUFFIX
+    form = open(sidecar, "rb").read()
+    if damage == "another version":
+        fields = marshal.loads(form)
+        fields.update(object_sha256=hashlib.sha256(open(path, "rb").read()).hexdigest(), version=fields["version"] + 1)
+        form = marshal.dumps(fields)
+    elif damage == "cut short":
+        form = form[: len(form) // 2]
+    elif damage == "not marshal data":
+        form = b"\xff" + form
+    open(sidecar, "wb").write(form)
+    purgatory = Purgatory.from_file(path)
+    assert purgatory == Purgatory.from_bytes(open(path, "rb").read(), path)
+    assert purgatory != other.purgatory
 
 
 # --- the C code, run hosted ---------------------------------------------------------------------
