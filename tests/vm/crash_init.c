@@ -3,7 +3,9 @@
  * It mounts /proc, prints the command line, and looks in /proc/vmcore (the crashed
  * kernel's memory, as the ELF core header describes it) for the marker whose reverse is
  * given as kexecpy.find=REVERSED: reversed so that no command line the crashed kernel
- * held contains it; only the marker process's memory does. Then it powers off.
+ * held contains it; only the marker process's memory does. It saves what it reads, a
+ * plain copy of the dump, on the virtio disk (/dev/vda, raw, from its first byte) when
+ * there is one, for the host to search. Then it powers off.
  */
 #define _GNU_SOURCE /* memmem */
 #include <fcntl.h>
@@ -35,12 +37,13 @@ static void find_marker(void)
 
 int main(void)
 {
-	long long total = 0, hits = 0;
+	long long total = 0, hits = 0, saved = 0;
 	size_t keep = 0, len;
 	ssize_t n;
-	int fd;
+	int fd, disk;
 
 	mount("proc", "/proc", "proc", 0, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
 	fd = open("/proc/cmdline", O_RDONLY);
 	n = fd < 0 ? -1 : read(fd, cmdline, sizeof(cmdline) - 1);
 	cmdline[n > 0 ? n : 0] = 0;
@@ -51,10 +54,13 @@ int main(void)
 	if (fd < 0 || !len) {
 		printf("crash-init: no /proc/vmcore or no kexecpy.find=\n");
 	} else {
+		disk = open("/dev/vda", O_WRONLY);
 		while ((n = read(fd, buf + keep, CHUNK)) > 0) {
 			char *p = buf, *end = buf + keep + n;
 
 			total += n;
+			if (disk >= 0 && write(disk, buf + keep, n) == n)
+				saved += n;
 			while ((p = memmem(p, end - p, marker, len))) {
 				hits++;
 				p += len;
@@ -63,6 +69,8 @@ int main(void)
 			memmove(buf, end - keep, keep);
 		}
 		printf("crash-init: vmcore %lld bytes, marker hits %lld\n", total, hits);
+		if (disk >= 0 && fsync(disk) == 0)
+			printf("crash-init: saved %lld bytes on /dev/vda\n", saved);
 	}
 	fflush(stdout);
 	sync();

@@ -9,7 +9,8 @@
   kexec_load with kexec-py's header, purgatory and a zero page whose e820 lists only the
   crash kernel's memory, on both arches); `echo c > /proc/sysrq-trigger`
   boots it, and it finds in /proc/vmcore a random marker that a process of the crashed
-  kernel held in memory.
+  kernel held in memory, and saves what it read on the guest's disk (a plain copy of the
+  dump), where the host finds the marker too.
 
 (Without crashkernel=, `kexec -p` failing with one line is a row of test_bad_input.py.)
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import mmap
 import re
 import secrets
 import subprocess
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.vm
 KERNEL, INITRD, CRASH_INITRD = "/root/bzImage", "/root/initrd.img", "/root/crash-initrd.img"
 CRASH_INIT = Path(__file__).with_name("crash_init.c")
 RESERVED = "crashkernel=96M"  # the harness kernel and a 300 KiB initramfs boot in it
+DISK = "512M"  # the crash kernel saves the dump (435 MB of a 512 MiB guest) on it
 BOOT_MESSAGE = {"x86_64": re.compile(r"Linux version 6\.12\.\d+"), "i386": re.compile(r"Linux version 6\.1\.\d+")}
 LOAD_TIMEOUT = 120
 JUMP_TIMEOUT = 60
@@ -67,13 +70,14 @@ def newc(entries: list[tuple[str, int, bytes]]) -> bytes:
 
 
 def crash_initrd(tmp_path_factory: pytest.TempPathFactory, arch: str) -> Path:
-    """/init = crash_init.c, static; /proc to mount procfs on."""
+    """/init = crash_init.c, static; /proc and /dev to mount procfs and devtmpfs on."""
     directory = tmp_path_factory.mktemp("crash-initrd")
     init = directory / "init"
     bits = ["-m32"] if arch == "i386" else []
     subprocess.run(["gcc", *bits, "-static", "-O2", "-Wall", "-Werror", "-o", init, CRASH_INIT], check=True)
     path = directory / Path(CRASH_INITRD).name
-    path.write_bytes(gzip.compress(newc([("proc", 0o40755, b""), ("init", 0o100755, init.read_bytes())])))
+    path.write_bytes(gzip.compress(newc([("proc", 0o40755, b""), ("dev", 0o40755, b""),
+                                         ("init", 0o100755, init.read_bytes())])))
     return path
 
 
@@ -102,7 +106,7 @@ def test_kexec_file_syscall_boots_the_kernel_and_its_initrd(guest_factory, tmp_p
 def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, arch, syscall, first) -> None:
     boot = images(tmp_path_factory, arch)
     initrd = crash_initrd(tmp_path_factory, arch)
-    g = guest_factory(arch=arch, append=RESERVED, run=RunSpec(adds=(boot.kernel, initrd)))
+    g = guest_factory(arch=arch, append=RESERVED, run=RunSpec(adds=(boot.kernel, initrd)), disk=DISK)
     iomem = g.check("cat /proc/iomem")
     assert "Crash kernel" in iomem
     # the marker exists forward only in this process's memory: it is built from its reverse
@@ -124,6 +128,12 @@ def test_crash_kernel_finds_a_marker_in_vmcore(guest_factory, tmp_path_factory, 
     found = g.expect(r"crash-init: vmcore (\d+) bytes, marker hits (\d+)" + NEWLINE.pattern, CAPTURE_TIMEOUT)
     assert int(found[1]) > 256 << 20, "the vmcore holds the crashed kernel's RAM"
     assert int(found[2]) >= 1, f"{marker} not in /proc/vmcore"
+    # a plain copy saves it: the crash kernel wrote what it read to the disk, where the marker is
+    saved = g.expect(r"crash-init: saved (\d+) bytes on /dev/vda" + NEWLINE.pattern, CAPTURE_TIMEOUT)
+    assert int(saved[1]) == int(found[1])
+    assert g.boot.disk is not None
+    with open(g.boot.disk, "rb") as disk, mmap.mmap(disk.fileno(), 0, access=mmap.ACCESS_READ) as image:
+        assert image.find(marker.encode(), 0, int(saved[1])) >= 0, f"{marker} not in the saved dump"
     # its RAM is the low 640 KiB and the reservation, in the e820 its decompressor (KASLR) reads
     # too; the kernel says so when the decompressor placed it outside that RAM
     reservation = [(int(a, 16), int(b, 16)) for a, b in re.findall(r"([0-9a-f]+)-([0-9a-f]+) : Crash kernel", iomem)]
