@@ -112,8 +112,9 @@ def _run(args: Args, backends: _Backends) -> int:
         if args.image:
             raise UsageError("--load-jump-back-helper takes no image")
         choice = file_load_choose(args.syscall, arch, jump_back=True)
+        entry, source = _jump_back_entry(args)  # refused before routing, which may modprobe
         route = _route(args, True, backends)
-        plan = _plan_jump_back(args, entry_mapped=route.backend == "shim")
+        plan = _plan_jump_back(args, entry, source, entry_mapped=route.backend == "shim")
     elif not args.image:
         raise UsageError("no image given")
     else:
@@ -428,11 +429,12 @@ def _command_line(args: Args, crash: bool = False) -> str | None:
     return compose(reused, args.command_line)
 
 
-def _plan_jump_back(args: Args, entry_mapped: bool) -> KexecPlan:
-    """entry_mapped: the backend maps the entry itself (the shim), so no segment need."""
+def _jump_back_entry(args: Args) -> tuple[int, str]:
+    """Where --load-jump-back-helper returns to, checked, and where that was read: --entry,
+    else kexec_jump_back_entry= on /proc/cmdline."""
     import os
 
-    from kexec_py.jump_back import entry_from_cmdline, jump_back_plan, read_jump_back_page
+    from kexec_py.jump_back import checked_entry, entry_from_cmdline
 
     for option, given in (("a type", args.type), ("--args-*", args.args_style),
                           ("--mem-min/--mem-max", args.mem_min is not None or args.mem_max is not None),
@@ -441,15 +443,22 @@ def _plan_jump_back(args: Args, entry_mapped: bool) -> KexecPlan:
                           ("--initrd", args.initrd), ("--no-checks", args.no_checks)):
         if given:
             raise UsageError(f"--load-jump-back-helper loads no image: {option} does not apply")
-    arch = _target_arch(args)
-    saved_page = None if entry_mapped else read_jump_back_page(args.machine_root)
     if args.entry is not None:
-        return jump_back_plan(args.entry, arch, "--entry", saved_page, entry_mapped)
-    from kexec_py.cmdline import read_proc_cmdline
+        entry, source = args.entry, "--entry"
+    else:
+        from kexec_py.cmdline import read_proc_cmdline
 
-    source = os.path.join(args.machine_root, "proc/cmdline")
-    return jump_back_plan(entry_from_cmdline(read_proc_cmdline(args.machine_root), source), arch, source,
-                          saved_page, entry_mapped)
+        source = os.path.join(args.machine_root, "proc/cmdline")
+        entry = entry_from_cmdline(read_proc_cmdline(args.machine_root), source)
+    return checked_entry(entry, _target_arch(args), source), source
+
+
+def _plan_jump_back(args: Args, entry: int, source: str, entry_mapped: bool) -> KexecPlan:
+    """entry_mapped: the backend maps the entry itself (the shim), so no segment need."""
+    from kexec_py.jump_back import jump_back_plan, read_jump_back_page
+
+    saved_page = None if entry_mapped else read_jump_back_page(args.machine_root)
+    return jump_back_plan(entry, _target_arch(args), source, saved_page, entry_mapped)
 
 
 def _print_plan(plan: KexecPlan, route: Route, as_json: bool, choice: SyscallChoice) -> None:

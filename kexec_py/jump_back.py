@@ -98,6 +98,15 @@ def read_jump_back_page(root: str = "/") -> tuple[int, bytes] | None:
     return None
 
 
+def checked_entry(entry: int, arch: Arch, source: str) -> int:
+    """entry, if an arch kernel can return there; NothingToJumpBack (one line) if not."""
+    _checked(entry, source)
+    if entry >> arch.address_bits:
+        raise NothingToJumpBack(f"nothing to jump back to: {entry:#x} ({source}) is beyond the"
+                                f" {arch.address_bits}-bit address space of an {arch.name} kernel")
+    return entry
+
+
 def jump_back_plan(entry: int, arch: Arch, source: str, saved_page: tuple[int, bytes] | None = None,
                    entry_mapped: bool = False) -> KexecPlan:
     """Exactly the kexec_load of kexec-tools' --load-jump-back-helper.
@@ -110,10 +119,7 @@ def jump_back_plan(entry: int, arch: Arch, source: str, saved_page: tuple[int, b
     (entry_mapped), the segment is that page instead, from saved_page
     (read_jump_back_page) when it is the entry's.
     """
-    _checked(entry, source)
-    if entry >> arch.address_bits:
-        raise NothingToJumpBack(f"nothing to jump back to: {entry:#x} ({source}) is beyond the"
-                                f" {arch.address_bits}-bit address space of an {arch.name} kernel")
+    checked_entry(entry, arch, source)
     notes = [f"jump-back helper: kexec -e returns to {entry:#x} ({source}), the kernel that jumped here"]
     segment = empty_segment(arch)
     if arch.jump_back_page_copy and not entry_mapped:

@@ -115,6 +115,11 @@ LOADS = [
      ["shim.available", "shim.kexec_load", "kexec_loaded"], (False, True)),
     ("jump-back-helper", "debian", dict(shim_present=True), ["--load-jump-back-helper", "--entry", "0x9f000"], 0,
      ["shim.available", "shim.kexec_load", "kexec_loaded"], (False, True)),
+    # refused before the route is chosen: no modprobe for a command that fails anyway
+    ("jump-back-helper-bad-entry", "debian", dict(modprobe=True), ["--load-jump-back-helper", "--entry", "0"], 255,
+     [], (False, False)),
+    ("jump-back-helper-bad-option", "debian", dict(modprobe=True),
+     ["--load-jump-back-helper", "--entry", "0x9f000", "--initrd", "x"], 1, [], (False, False)),
 ]
 
 
