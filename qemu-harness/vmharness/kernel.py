@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .arch import I386, GuestArch, guest_arch
 from .build import BuildError, cache_root, digest, locked, progress, publish, run_logged
-from .stock import SHIM_MODULE, SHIM_SOURCE, warning_lines
+from .stock import SHIM_MODULE, SHIM_SOURCE, compile_shim
 
 JOBS = f"-j{(os.cpu_count() or 1) + 1}"
 
@@ -168,16 +168,9 @@ def build_kernel(variant: Variant, arch: GuestArch | str = I386) -> Kernel:
 
 
 def _build_shim(tree: Path, arch: GuestArch, staging: Path, log: Path) -> None:
-    """kexec_jump.ko from a copy of the shim's source, against the configured tree; warnings fail it."""
+    """kexec_jump.ko from a copy of the shim's source, against the configured and built tree."""
     source = staging / "shim-src"
-    shutil.copytree(SHIM_SOURCE, source)
-    start = log.stat().st_size
-    run_logged([*make(arch), "-C", str(tree), f"M={source}", "modules"], log, cwd=tree)
-    with log.open(errors="replace") as f:
-        f.seek(start)
-        if warnings := warning_lines(f.read()):
-            raise BuildError(f"building {SHIM_MODULE}.ko printed warnings (log {log}):\n" + "\n".join(warnings[:40]))
-    shutil.copy2(source / f"{SHIM_MODULE}.ko", staging / f"{SHIM_MODULE}.ko")
+    shutil.copy2(compile_shim(tree, arch, SHIM_SOURCE, source, log, (JOBS,)), staging / f"{SHIM_MODULE}.ko")
     shutil.rmtree(source)
 
 

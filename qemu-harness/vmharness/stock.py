@@ -332,6 +332,24 @@ def shim_key(headers: KernelHeaders, arch: GuestArch, source: Path) -> str:
     return digest(*parts)
 
 
+def compile_shim(kernel_build: Path, arch: GuestArch, source: Path, build: Path, log: Path,
+                 jobs: tuple[str, ...] = ()) -> Path:
+    """kexec_jump.ko from a copy of `source` made in `build`, against a kernel build tree (a
+    headers package's, or a configured and built source tree); warnings fail it."""
+    shutil.copytree(source, build)
+    start = log.stat().st_size if log.exists() else 0
+    run_logged(["make", "-C", kernel_build, f"M={build}", f"ARCH={arch.kernel_arch}", *jobs, "modules"], log)
+    with log.open(errors="replace") as f:
+        f.seek(start)
+        warnings = warning_lines(f.read())
+    if warnings:
+        raise BuildError(f"building {SHIM_MODULE}.ko printed warnings (log {log}):\n" + "\n".join(warnings[:40]))
+    built = build / f"{SHIM_MODULE}.ko"
+    if not built.exists():
+        raise BuildError(f"the build made no {built.name} (log {log})")
+    return built
+
+
 def build_shim(headers: KernelHeaders, arch: GuestArch, source: Path = SHIM_SOURCE) -> Path:
     """kexec_jump.ko built from a copy of `source` against the headers; warnings fail it."""
     if not source.is_dir():
@@ -346,17 +364,8 @@ def build_shim(headers: KernelHeaders, arch: GuestArch, source: Path = SHIM_SOUR
             return module
         staging = _staging(final)
         log = staging / "build.log"
-        build = staging / "src"
-        shutil.copytree(source, build)
         progress(f"building {SHIM_MODULE}.ko from {source} for {headers.release} (log {log})")
-        run_logged(["make", "-C", headers.build_dir, f"M={build}", f"ARCH={arch.kernel_arch}",
-                    "modules"], log)
-        if warnings := warning_lines(log.read_text(errors="replace")):
-            raise BuildError(f"building {SHIM_MODULE}.ko printed warnings (log {log}):\n"
-                             + "\n".join(warnings[:40]))
-        built = build / f"{SHIM_MODULE}.ko"
-        if not built.exists():
-            raise BuildError(f"the build made no {built.name} (log {log})")
+        built = compile_shim(headers.build_dir, arch, source, staging / "src", log)
         shutil.copy2(built, staging / built.name)
         publish(staging, final)
     return module
