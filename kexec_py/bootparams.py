@@ -98,12 +98,12 @@ def _field(fmt: str) -> Any:
     return field(metadata={"fmt": fmt})
 
 
-
 def is_bzimage(data: memoryview | bytes) -> bool:
     """The boot sector's 0xAA55 and the setup header's "HdrS" (boot.rst): a bzImage, whose
     version and loadflags SetupHeader.parse checks."""
     return (len(data) >= 2 * SECTOR and struct.unpack_from("<H", data, 0x1FE)[0] == BOOT_FLAG
             and bytes(data[0x202:0x206]) == HDRS_MAGIC)
+
 
 @frozen
 class SetupHeader:
