@@ -1,21 +1,26 @@
-"""Which backend a load goes to: the kernel's own kexec_load, or the kexec_jump
-module's /dev/kexec_jump (kexec_py.shim).
+"""Where a load goes: the kernel's own kexec_load, the kexec_jump module's
+/dev/kexec_jump (kexec_py.shim), or kexec_file_load (kexec_py.file_load).
 
-choose() is the rule, a pure function of the target arch, the running release,
-whether the kernel has CONFIG_KEXEC_JUMP (True, False or None: unknown), whether
-the shim is available (asked lazily: on a real load that may run modprobe) and
-the user's --backend. The readers below it take the machine's root directory,
-as the rest of kexec-py does (--machine-root).
+choose() is the rule for the backend, a pure function of the target arch, the
+running release, whether the kernel has CONFIG_KEXEC_JUMP (True, False or None:
+unknown), whether the shim is available (asked lazily: on a real load that may run
+modprobe) and the user's --backend. choose_syscall() is the rule for the system
+call (-s, -c, -a), following kexec-tools' kexec.c: -a (the default) tries
+kexec_file_load and falls back to kexec_load when the kernel says ENOSYS, EINVAL,
+ENOEXEC or EOPNOTSUPP (its EFALLBACK cases); -s never falls back. The readers below
+them take the machine's root directory, as the rest of kexec-py does (--machine-root).
 
-Only loads need this: `kexec -e`, -u and -S follow the loaded image and never
-import it.
+Loads need this, and -u on x86_64 for its system call; `kexec -e` and -S follow
+the loaded image and never import it.
 """
 
 from __future__ import annotations
 
+import errno as E
 import os
 
 from kexec_py.errors import UsageError
+from kexec_py.machine_files import read_bytes, read_text
 from kexec_py.value import frozen
 
 TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
@@ -124,14 +129,71 @@ def no_backend_message(release: str | None, installed: bool, euid: int, explicit
     return f"kexec_load failed: this kernel was built without CONFIG_KEXEC_JUMP and {module}"
 
 
+# --- the system call: kexec_file_load or kexec_load ----------------------------------------
+
+FILE, LOAD = "kexec_file_load", "kexec_load"
+# kexec-tools' EFALLBACK: the kernel lacks the call or does not understand the image
+LOAD_FALLBACK = frozenset({E.ENOSYS, E.EINVAL, E.ENOEXEC, E.EOPNOTSUPP})
+UNLOAD_FALLBACK = frozenset({E.ENOSYS})  # kexec-tools' kexec_file_unload() falls back only then
+
+
+@frozen
+class SyscallChoice:
+    """The system call a command makes first, and the errnos after which it makes
+    kexec_load instead (empty: none)."""
+
+    first: str  # FILE or LOAD
+    reason: str
+    fallback: frozenset[int] = frozenset()
+
+    def describe(self) -> str:
+        then = f"; {LOAD} if the kernel refuses it ({_errno_names(self.fallback)})" if self.fallback else ""
+        return f"syscall: {self.first}{then}: {self.reason}"
+
+
+def _errno_names(errnos: frozenset[int]) -> str:
+    return ", ".join(sorted(E.errorcode[e] for e in errnos))
+
+
+NO_FILE_SYSCALL_I386 = "-s: kexec_file_load exists on x86_64 only; an i386 kernel has none (use -c or -a)"
+NO_PRESERVE_CONTEXT = ("-s: kexec_file_load has no preserve-context flag; {what} needs kexec_load or the"
+                       " kexec_jump module (drop -s)")
+
+
+def choose_syscall(option: str, arch: str, *, preserve_context: bool = False, jump_back: bool = False,
+           bzimage: bool = True, unload: bool = False) -> SyscallChoice:
+    """option: "file" (-s), "load" (-c) or "auto" (-a, the default); arch: the
+    running kernel's. bzimage: whether the image is one kexec_file_load can take
+    (x86_64 has only a bzImage loader for it): -a then skips a call that could only
+    fail with ENOEXEC and fall back, which is what kexec-tools does in two calls."""
+    if option == "load":
+        return SyscallChoice(LOAD, "-c")
+    what = ("--load-jump-back-helper" if jump_back else
+            "--load-preserve-context" if preserve_context else None)
+    if arch != "x86_64":
+        if option == "file":
+            raise UsageError(NO_FILE_SYSCALL_I386)
+        return SyscallChoice(LOAD, f"{arch} has no kexec_file_load")
+    if what is not None:
+        if option == "file":
+            raise UsageError(NO_PRESERVE_CONTEXT.format(what=what))
+        return SyscallChoice(LOAD, f"{what}: kexec_file_load has no preserve-context flag")
+    if option == "file":
+        return SyscallChoice(FILE, "-s")
+    if unload:
+        return SyscallChoice(FILE, "-a (the default)", UNLOAD_FALLBACK)
+    if not bzimage:
+        return SyscallChoice(LOAD, "-a (the default): kexec_file_load takes only bzImages on x86_64")
+    return SyscallChoice(FILE, "-a (the default)", LOAD_FALLBACK)
+
+
 # --- readers: the machine below root ---------------------------------------------------------
 
 def running_release(root: str = "/") -> str | None:
     """uname -r of the machine: proc/sys/kernel/osrelease below root (None when a
     recorded machine has none)."""
     try:
-        with open(os.path.join(root, "proc/sys/kernel/osrelease"), encoding="ascii") as f:
-            return f.read().strip() or None
+        return read_text(os.path.join(root, "proc/sys/kernel/osrelease")).strip() or None
     except (OSError, ValueError):
         return os.uname().release if os.path.realpath(root) == "/" else None
 
@@ -146,8 +208,7 @@ def kexec_jump_config(root: str, release: str | None) -> bool | None:
         sources.append(os.path.join(root, "boot", f"config-{release}"))
     for path in sources:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_bytes(path)
             if path.endswith(".gz"):
                 data = zlib.decompress(data, 16 + zlib.MAX_WBITS)  # a gzip member
         except (OSError, zlib.error):
@@ -167,12 +228,6 @@ def parse_kexec_jump(config: str) -> bool | None:
     return "CONFIG_KEXEC_JUMP=y" in lines
 
 
-def shim_present(root: str) -> bool:
-    from kexec_py.shim import DEVICE
-
-    return os.path.exists(os.path.join(root, DEVICE))
-
-
 def module_installed(root: str, release: str | None) -> bool | None:
     """Whether kexec_jump.ko is installed for release, as modprobe sees it
     (lib/modules/<release>/modules.dep): False also when the kernel has no module
@@ -181,7 +236,7 @@ def module_installed(root: str, release: str | None) -> bool | None:
         return None
     modules = os.path.join(root, "lib/modules", release)
     try:
-        with open(os.path.join(modules, "modules.dep"), encoding="utf-8", errors="replace") as f:
-            return any(os.path.basename(line.split(":", 1)[0]).startswith("kexec_jump.ko") for line in f)
+        lines = read_text(os.path.join(modules, "modules.dep"), "utf-8", "replace").splitlines()
     except OSError:
         return False if not os.path.isdir(modules) else None
+    return any(os.path.basename(line.split(":", 1)[0]).startswith("kexec_jump.ko") for line in lines)

@@ -360,10 +360,11 @@ def read_running_boot_params(root: str = "/") -> bytes | None:
     is none (another arch, a recorded machine tree); ImageError if it is not one."""
     import os
 
+    from kexec_py.machine_files import read_bytes
+
     path = os.path.join(root, BOOT_PARAMS_FILE)
     try:
-        with open(path, "rb") as f:
-            data = f.read(ZERO_PAGE_SIZE + 1)
+        data = read_bytes(path, ZERO_PAGE_SIZE + 1)
     except FileNotFoundError:
         return None
     except OSError as e:

@@ -234,7 +234,7 @@ def run(args: Args, backends: cli._Backends, buffer: ResultBuffer | None = None)
     if not args.image:
         raise UsageError("--call needs a payload")
     params = encode_params(list(args.params or ()) + (["json=1"] if args.json else []))
-    if backends.shim.kexec_loaded() or cli._loaded(backends.kernel):
+    if backends.shim_loaded() or cli._loaded(backends.kernel):
         raise KexecError("an image is already loaded; --call loads its own and would replace it"
                          " (kexec -u unloads it)")
     if args.args_style is None:

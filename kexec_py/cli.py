@@ -15,9 +15,9 @@ TYPE_CHECKING = False  # as in kexec_py.kernel: annotations only, `kexec -e` imp
 if TYPE_CHECKING:
     from typing import Any, Callable, NoReturn
 
-    from kexec_py.backend import Route
+    from kexec_py.backend import Route, SyscallChoice
     from kexec_py.crash import CrashLayout
-    from kexec_py.file_load import FileLoad, SyscallChoice
+    from kexec_py.file_load import FileLoad
     from kexec_py.memmap import MemoryMap
     from kexec_py.arch import Arch
     from kexec_py.kernel import LinuxKernel
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None, kernel_factory: Callable[[Args], LinuxKe
     recording fakes); each is called only by actions that need it."""
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        return _run(args, _Backends(args, kernel_factory or _linux_kernel, shim_factory or _shim_kernel))
+        return _run(args, _Backends(args, kernel_factory or _linux_kernel, shim_factory or _shim_kernel,
+                                    ask_files=shim_factory is None))
     except KexecError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return e.exit_code
@@ -53,14 +54,41 @@ def _shim_kernel(args: Args) -> ShimKernel:
 
 
 class _Backends:
-    """The two kernel interfaces, each built on first use: `kexec -e` with nothing
-    in the shim never needs more of it than a stat of /dev/kexec_jump."""
+    """The two kernel interfaces, each built on first use. ask_files: whether the
+    shim's presence is read from the machine's files until the shim is built, so that
+    a command on a machine without the module (no /dev/kexec_jump) never imports
+    kexec_py.shim; tests' fake shims answer for themselves."""
 
     _built: dict[str, Any]
 
     def __init__(self, args: Args, kernel_factory: Callable[[Args], LinuxKernel],
-                 shim_factory: Callable[[Args], ShimKernel]) -> None:
+                 shim_factory: Callable[[Args], ShimKernel], ask_files: bool = False) -> None:
         self._args, self._factories, self._built = args, {"kernel": kernel_factory, "shim": shim_factory}, {}
+        self._ask_files = ask_files
+
+    def shim_present(self) -> bool:
+        """/dev/kexec_jump exists: the shim may hold an image."""
+        if self._ask_files and "shim" not in self._built:
+            from kexec_py.machine_files import shim_present
+
+            return shim_present(self._args.machine_root)
+        return self.shim.present()
+
+    def shim_loaded(self) -> bool:
+        """The shim holds an image (never loads the module)."""
+        return self.shim_present() and self.shim.kexec_loaded()
+
+    def shim_available(self) -> bool:
+        """The shim is there, or modprobe loads it (ShimKernel.available()). Without the
+        device, a kernel whose modules.dep lists no kexec_jump (or that has no module
+        tree) is answered from the files."""
+        if self._ask_files and not self.shim_present():
+            from kexec_py.backend import module_installed, running_release
+
+            root = self._args.machine_root
+            if module_installed(root, running_release(root)) is False:
+                return False
+        return self.shim.available()
 
     def _get(self, name: str) -> Any:
         if name not in self._built:
@@ -111,7 +139,7 @@ def _run(args: Args, backends: _Backends) -> int:
     if action == "load-jump-back-helper":
         if args.image:
             raise UsageError("--load-jump-back-helper takes no image")
-        choice = file_load_choose(args.syscall, arch, jump_back=True)
+        choice = _choose_syscall(args.syscall, arch, jump_back=True)
         entry, source = _jump_back_entry(args)  # refused before routing, which may modprobe
         route = _route(args, True, backends)
         plan = _plan_jump_back(args, entry, source, entry_mapped=route.backend == "shim")
@@ -171,10 +199,10 @@ def _panic_action(args: Args) -> str:
     raise UsageError(f"-p/--load-panic loads a crash kernel: it does not go with --{args.action}")
 
 
-def file_load_choose(option: str, arch: str, **what: bool) -> SyscallChoice:
-    from kexec_py.file_load import choose
+def _choose_syscall(option: str, arch: str, **what: bool) -> SyscallChoice:
+    from kexec_py.backend import choose_syscall
 
-    return choose(option, arch, **what)
+    return choose_syscall(option, arch, **what)
 
 
 def _load_syscall(args: Args, arch: str, preserve: bool) -> SyscallChoice:
@@ -187,7 +215,7 @@ def _load_syscall(args: Args, arch: str, preserve: bool) -> SyscallChoice:
         from kexec_py.image_file import ImageFile
 
         bzimage = is_bzimage(ImageFile.open(_image_path(args.image, arch)).data)
-    return file_load_choose(args.syscall, arch, preserve_context=preserve, bzimage=bzimage)
+    return _choose_syscall(args.syscall, arch, preserve_context=preserve, bzimage=bzimage)
 
 
 def _checked_bzimage(path: str) -> str:
@@ -254,15 +282,15 @@ def _route(args: Args, preserve: bool, backends: _Backends) -> Route:
     """backend.choose() on this machine's facts. A dry run asks only what files say
     (the device node, or the module installed for this release); a load may modprobe."""
     from kexec_py import backend
+    from kexec_py.machine_files import shim_present
 
     root = args.machine_root
     release = backend.running_release(root)
     if args.dry_run:
         def available() -> bool:
-            return backend.shim_present(root) or backend.module_installed(root, release) is True
+            return shim_present(root) or backend.module_installed(root, release) is True
     else:
-        def available() -> bool:
-            return backends.shim.available()
+        available = backends.shim_available
     kexec_jump = backend.kexec_jump_config(root, release) if preserve and args.backend == "auto" else None
     return backend.choose(_target_arch(args).name, release, kexec_jump, available, args.backend, preserve)
 
@@ -285,7 +313,7 @@ def _load(args: Args, plan: KexecPlan, route: Route, backends: _Backends,
     except KernelError as e:
         if not (route.fallback and e.errno == errno.EINVAL):
             raise
-        if not backends.shim.available():
+        if not backends.shim_available():
             _no_backend(args)
         target = backends.shim
         target.kexec_load(plan)
@@ -298,7 +326,12 @@ def _drop_other(args: Args, target: LinuxKernel | ShimKernel, backends: _Backend
     """Unload what the backend that did not take the new image holds."""
     from kexec_py.errors import KernelError
 
-    other = backends.kernel if target is backends.shim else backends.shim
+    if target is backends.kernel:
+        if not backends.shim_present():
+            return  # no device: the shim holds nothing
+        other: LinuxKernel | ShimKernel = backends.shim
+    else:
+        other = backends.kernel
     try:
         if _loaded(other):
             other.kexec_unload(_target_arch(args).kexec_arch)
@@ -347,7 +380,7 @@ def _target_arch(args: Args) -> Arch:
 
 
 def _plan_load(args: Args, preserve_context: bool, crash: bool = False) -> KexecPlan:
-    from kexec_py.flags import KexecFlags
+    from kexec_py.segments import KexecFlags
     from kexec_py.image_file import ImageFile
     from kexec_py.loaders import LoadRequest, Target, choose_loader
     from kexec_py.memmap import read_memory_map
@@ -411,18 +444,20 @@ def _image_path(name: str | None, arch: str) -> str:
     """name itself, or for a bare name that is no file here, the installed example of that name."""
     import os
 
-    from kexec_py.paths import example_payload
-
     if not name:
         raise UsageError("no image given")
     if os.sep in name or os.path.exists(name):
         return name
+    from kexec_py.paths import example_payload
+
     return example_payload(name, arch) or name
 
 
 def _command_line(args: Args, crash: bool = False) -> str | None:
     """--reuse-cmdline then --append, as kexec-tools joins them; None when neither is given.
     (A crash kernel's reuses this kernel's without crashkernel=.)"""
+    if not args.reuse_cmdline and args.command_line is None:
+        return None  # a payload's load: kexec_py.cmdline is not imported
     from kexec_py.cmdline import compose, read_proc_cmdline, reusable
 
     reused = reusable(read_proc_cmdline(args.machine_root), crash) if args.reuse_cmdline else None
@@ -482,7 +517,7 @@ def _print_file_load(load: FileLoad, choice: SyscallChoice, as_json: bool) -> No
 def _holder(backends: _Backends) -> LinuxKernel | ShimKernel:
     """The backend that holds the loaded image: the shim's when /dev/kexec_jump has
     one, else the kernel's."""
-    if backends.shim.kexec_loaded():
+    if backends.shim_loaded():
         return backends.shim
     if backends.kernel.kexec_loaded():
         return backends.kernel
@@ -522,12 +557,12 @@ def _unload(args: Args, backends: _Backends, crash: bool) -> int:
     lockdown kexec_load cannot unload."""
     from kexec_py.errors import KernelError
     from kexec_py.file_load import unload_flags
-    from kexec_py.flags import KexecFlags
+    from kexec_py.segments import KexecFlags
 
     arch = _target_arch(args)
-    if not crash and backends.shim.present():
+    if not crash and backends.shim_present():
         backends.shim.kexec_unload(arch.kexec_arch)
-    choice = file_load_choose(args.syscall, arch.name, unload=True)
+    choice = _choose_syscall(args.syscall, arch.name, unload=True)
     if choice.first == "kexec_file_load":
         try:
             backends.kernel.kexec_file_unload(unload_flags(crash))
@@ -555,4 +590,4 @@ def _print_crash_size(args: Args) -> int:
 def _status(args: Args, backends: _Backends, crash: bool) -> int:
     if crash:
         return 1 if backends.kernel.kexec_loaded(crash=True) else 0
-    return 1 if backends.shim.kexec_loaded() or backends.kernel.kexec_loaded() else 0
+    return 1 if backends.shim_loaded() or backends.kernel.kexec_loaded() else 0

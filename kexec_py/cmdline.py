@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from kexec_py.errors import KexecError
+from kexec_py.machine_files import read_text
 
 # One parameter: unquoted text and "quoted spans" (which may hold spaces) glued together.
 # Compiled on first use (re's cache): a load without --reuse-cmdline never imports re.
@@ -45,7 +46,6 @@ def compose(reused: str | None, append: str | None) -> str | None:
 def read_proc_cmdline(machine_root: str = "/") -> str:
     path = os.path.join(machine_root, "proc/cmdline")
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            return f.read().rstrip("\n\0")
+        return read_text(path, "utf-8", "surrogateescape").rstrip("\n\0")
     except OSError as e:
         raise KexecError(f"cannot read {path}: {e.strerror}") from None

@@ -11,6 +11,7 @@ import re
 from typing import Sequence
 
 from kexec_py.errors import EXIT_USAGE, KexecError
+from kexec_py.machine_files import read_text
 from kexec_py.ranges import Range, align_down
 from kexec_py.segments import Segment
 from kexec_py.value import frozen
@@ -72,8 +73,7 @@ def crash_reservation(root: str = "/") -> tuple[Range, ...]:
     when there is none, as kexec-tools' is_crashkernel_mem_reserved() refuses."""
     path = os.path.join(root, "proc/iomem")
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            text = f.read()
+        text = read_text(path, "ascii", "replace")
     except OSError as e:
         raise KexecError(f"cannot read {path}: {e.strerror}") from None
     ranges = parse_crash_reservation(text)

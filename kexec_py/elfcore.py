@@ -16,6 +16,7 @@ import struct
 from typing import Sequence
 
 from kexec_py.errors import KexecError
+from kexec_py.machine_files import read_text
 from kexec_py.ranges import Range
 from kexec_py.value import frozen
 
@@ -107,8 +108,7 @@ def read_vmcoreinfo(root: str = "/") -> Range | None:
 
 def _read(path: str) -> str | None:
     try:
-        with open(path, encoding="ascii") as f:
-            return f.read().strip()
+        return read_text(path).strip()
     except (OSError, ValueError):
         return None
 

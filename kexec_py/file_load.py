@@ -3,17 +3,15 @@ the image's signature where its policy asks, and builds the boot parameters (and
 for a crash kernel the ELF core header) on its own. x86_64 only: i386 has no
 such system call.
 
-Which of the two system calls a command uses (-s, -c, -a) is choose(), a pure
-function, following kexec-tools' kexec.c: -a (the default) tries
-kexec_file_load and falls back to kexec_load when the kernel says ENOSYS,
-EINVAL, ENOEXEC or EOPNOTSUPP (its EFALLBACK cases); -s never falls back.
+Which of the two system calls a command uses (-s, -c, -a) is
+kexec_py.backend.choose_syscall().
 """
 
 from __future__ import annotations
 
 import errno as E
 
-from kexec_py.errors import ImageError, UsageError
+from kexec_py.errors import ImageError
 from kexec_py.value import frozen
 
 # include/uapi/linux/kexec.h
@@ -23,11 +21,6 @@ KEXEC_FILE_NO_INITRAMFS = 0x4
 _FLAG_NAMES = ((KEXEC_FILE_UNLOAD, "KEXEC_FILE_UNLOAD"), (KEXEC_FILE_ON_CRASH, "KEXEC_FILE_ON_CRASH"),
                (KEXEC_FILE_NO_INITRAMFS, "KEXEC_FILE_NO_INITRAMFS"))
 
-FILE, LOAD = "kexec_file_load", "kexec_load"
-OPTIONS = {"file": "-s", "load": "-c", "auto": "-a"}
-# kexec-tools' EFALLBACK: the kernel lacks the call or does not understand the image
-LOAD_FALLBACK = frozenset({E.ENOSYS, E.EINVAL, E.ENOEXEC, E.EOPNOTSUPP})
-UNLOAD_FALLBACK = frozenset({E.ENOSYS})  # kexec-tools' kexec_file_unload() falls back only then
 
 
 @frozen
@@ -40,13 +33,13 @@ class FileLoad:
     flags: int
 
     def as_dict(self) -> dict[str, object]:
-        return {"syscall": FILE, "kernel": self.kernel, "initrd": self.initrd,
+        return {"syscall": "kexec_file_load", "kernel": self.kernel, "initrd": self.initrd,
                 "cmdline": self.cmdline[:-1].decode("utf-8", "surrogateescape"),
                 "cmdline_len": len(self.cmdline), "flags": self.flags}
 
     def describe(self) -> str:
         return "\n".join([
-            f"syscall     = {FILE}",
+            "syscall     = kexec_file_load",
             f"kernel_fd   = {self.kernel}",
             f"initrd_fd   = {self.initrd if self.initrd is not None else -1}",
             f"cmdline     = {self.cmdline[:-1].decode('utf-8', 'surrogateescape')!r}"
@@ -69,56 +62,6 @@ def file_load(kernel: str, initrd: str | None, command_line: str | None, crash: 
 
 def unload_flags(crash: bool) -> int:
     return KEXEC_FILE_UNLOAD | (KEXEC_FILE_ON_CRASH if crash else 0)
-
-
-@frozen
-class SyscallChoice:
-    """The system call a command makes first, and the errnos after which it makes
-    kexec_load instead (empty: none)."""
-
-    first: str  # FILE or LOAD
-    reason: str
-    fallback: frozenset[int] = frozenset()
-
-    def describe(self) -> str:
-        then = f"; {LOAD} if the kernel refuses it ({_errno_names(self.fallback)})" if self.fallback else ""
-        return f"syscall: {self.first}{then}: {self.reason}"
-
-
-def _errno_names(errnos: frozenset[int]) -> str:
-    return ", ".join(sorted(E.errorcode[e] for e in errnos))
-
-
-NO_FILE_SYSCALL_I386 = "-s: kexec_file_load exists on x86_64 only; an i386 kernel has none (use -c or -a)"
-NO_PRESERVE_CONTEXT = ("-s: kexec_file_load has no preserve-context flag; {what} needs kexec_load or the"
-                       " kexec_jump module (drop -s)")
-
-
-def choose(option: str, arch: str, *, preserve_context: bool = False, jump_back: bool = False,
-           bzimage: bool = True, unload: bool = False) -> SyscallChoice:
-    """option: "file" (-s), "load" (-c) or "auto" (-a, the default); arch: the
-    running kernel's. bzimage: whether the image is one kexec_file_load can take
-    (x86_64 has only a bzImage loader for it): -a then skips a call that could only
-    fail with ENOEXEC and fall back, which is what kexec-tools does in two calls."""
-    if option == "load":
-        return SyscallChoice(LOAD, "-c")
-    what = ("--load-jump-back-helper" if jump_back else
-            "--load-preserve-context" if preserve_context else None)
-    if arch != "x86_64":
-        if option == "file":
-            raise UsageError(NO_FILE_SYSCALL_I386)
-        return SyscallChoice(LOAD, f"{arch} has no kexec_file_load")
-    if what is not None:
-        if option == "file":
-            raise UsageError(NO_PRESERVE_CONTEXT.format(what=what))
-        return SyscallChoice(LOAD, f"{what}: kexec_file_load has no preserve-context flag")
-    if option == "file":
-        return SyscallChoice(FILE, "-s")
-    if unload:
-        return SyscallChoice(FILE, "-a (the default)", UNLOAD_FALLBACK)
-    if not bzimage:
-        return SyscallChoice(LOAD, "-a (the default): kexec_file_load takes only bzImages on x86_64")
-    return SyscallChoice(FILE, "-a (the default)", LOAD_FALLBACK)
 
 
 # What the kernel's kexec_file_load errors mean (kernel/kexec_file.c, the signature

@@ -24,7 +24,8 @@ import re
 
 from kexec_py.errors import KexecError
 from kexec_py.arch import Arch
-from kexec_py.flags import KexecFlags
+from kexec_py.segments import KexecFlags
+from kexec_py.machine_files import read_bytes, read_text
 from kexec_py.segments import KexecPlan, Segment
 
 JUMP_BACK_KEY = "kexec_jump_back_entry"
@@ -84,12 +85,10 @@ def read_jump_back_page(root: str = "/") -> tuple[int, bytes] | None:
         return None
     for node in nodes:
         try:
-            with open(os.path.join(directory, node, "type")) as f:
-                kind = int(f.read().strip(), 0)
+            kind = int(read_text(os.path.join(directory, node, "type")).strip(), 0)
             if kind != SETUP_JUMP_BACK_PAGE:
                 continue
-            with open(os.path.join(directory, node, "data"), "rb") as f:
-                data = f.read(JUMP_BACK_PAGE.size + 1)
+            data = read_bytes(os.path.join(directory, node, "data"), JUMP_BACK_PAGE.size + 1)
         except (OSError, ValueError):
             continue
         if len(data) == JUMP_BACK_PAGE.size:

@@ -14,6 +14,7 @@ import os
 import struct
 
 from kexec_py.errors import KernelError, KexecError
+from kexec_py.machine_files import read_text
 
 # Types named in annotations only: importing them, or typing for its TYPE_CHECKING,
 # would cost `kexec -e` start-up time for nothing; mypy takes this name as True.
@@ -117,8 +118,7 @@ def lockdown_mode(root: str = "/") -> str | None:
 
 def _read(root: str, path: str) -> str | None:
     try:
-        with open(os.path.join(root, path), encoding="ascii") as f:
-            return f.read().strip()
+        return read_text(os.path.join(root, path)).strip()
     except (OSError, ValueError):
         return None
 
@@ -268,8 +268,7 @@ class LinuxKernel(HostActions):
     def kexec_loaded(self, crash: bool = False) -> bool:
         name = "kexec_crash_loaded" if crash else "kexec_loaded"
         try:
-            with open(os.path.join(self._sysfs, "kernel", name), encoding="ascii") as f:
-                return f.read().strip() == "1"
+            return read_text(os.path.join(self._sysfs, "kernel", name)).strip() == "1"
         except OSError as e:
             raise KernelError(f"cannot read {e.filename}: {e.strerror} (no kexec support?)", e.errno) from e
 
@@ -292,8 +291,7 @@ def any_interface_up(sys_class_net: str) -> bool:
         return True  # no sysfs view: let rtnetlink decide
     for name in names:
         try:
-            with open(os.path.join(sys_class_net, name, "flags"), encoding="ascii") as f:
-                flags = int(f.read(), 16)
+            flags = int(read_text(os.path.join(sys_class_net, name, "flags")), 16)
         except (OSError, ValueError):
             return True
         if flags & IFF_UP and not flags & IFF_LOOPBACK:

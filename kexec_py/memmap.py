@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from kexec_py.errors import MemoryMapError
+from kexec_py.machine_files import read_bytes
 from kexec_py.ranges import PAGE_SIZE, Range, merge
 from kexec_py.value import frozen
 
@@ -65,8 +66,7 @@ def _unreadable(what: str) -> MemoryMapError:
 def _read_text(path: str) -> str:
     """The file's text; MemoryMapError when it cannot be read or is not ASCII."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_bytes(path)
     except OSError as e:
         raise _unreadable(str(e)) from None
     try:

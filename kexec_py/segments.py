@@ -1,8 +1,9 @@
-"""What kexec_load receives: segments and the plan that holds them."""
+"""What kexec_load receives: segments, the flags (include/uapi/linux/kexec.h) and the
+plan that holds them."""
 
 from __future__ import annotations
 
-from kexec_py.flags import describe_flags
+from kexec_py.arch import KEXEC_ARCH_MASK, arch_of_kexec_flags
 from kexec_py.ranges import Range
 from kexec_py.value import field, frozen
 
@@ -11,6 +12,25 @@ if TYPE_CHECKING:
     from typing import Union
 
     Buffer = Union[bytes, bytearray, memoryview]
+
+
+class KexecFlags:
+    """The flag bits, as plain ints: an enum.IntFlag class takes longer to define than
+    this whole module takes to import, on every load."""
+
+    ON_CRASH = 0x1
+    PRESERVE_CONTEXT = 0x2
+
+
+_NAMES = ((KexecFlags.ON_CRASH, "KEXEC_ON_CRASH"), (KexecFlags.PRESERVE_CONTEXT, "KEXEC_PRESERVE_CONTEXT"))
+
+
+def describe_flags(flags: int) -> str:
+    """e.g. 'KEXEC_PRESERVE_CONTEXT|KEXEC_ARCH_386'."""
+    names = [name for bit, name in _NAMES if flags & bit]
+    arch = arch_of_kexec_flags(flags)
+    names.append(arch.kexec_arch_name if arch else f"KEXEC_ARCH({(flags & KEXEC_ARCH_MASK) >> 16})")
+    return "|".join(names)
 
 
 @frozen

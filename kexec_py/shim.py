@@ -23,6 +23,7 @@ import struct
 
 from kexec_py.errors import KernelError
 from kexec_py.kernel import LOAD_ERRORS, REBOOT_ERRORS, HostActions, permission_message
+from kexec_py.machine_files import SHIM_DEVICE, read_text
 
 TYPE_CHECKING = False  # as in kexec_py.kernel: annotations only, typing is not imported
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from kexec_py.segments import Buffer, KexecPlan, Segment
 
-DEVICE = "dev/kexec_jump"  # below the machine root
 LOADED_ATTR = "sys/class/misc/kexec_jump/loaded"  # "1\n" while an image is loaded (world-readable)
 SNAPSHOT = "dev/snapshot"
 MODULE = "kexec_jump"
@@ -184,7 +184,7 @@ class ShimKernel(HostActions):
         self._calls = calls or DeviceCalls()
         self._modprobe = modprobe or (run_modprobe if root == "/" else (lambda: False))
         self._available: bool | None = None
-        self.device = os.path.join(root, DEVICE)
+        self.device = os.path.join(root, SHIM_DEVICE)
         self.snapshot = os.path.join(root, SNAPSHOT)
 
     def present(self) -> bool:
@@ -260,8 +260,7 @@ class ShimKernel(HostActions):
         if crash or not self.present():
             return False
         try:
-            with open(os.path.join(self._root, LOADED_ATTR), encoding="ascii") as f:
-                return f.read().strip() == "1"
+            return read_text(os.path.join(self._root, LOADED_ATTR)).strip() == "1"
         except OSError:
             return bool(self.status().loaded)
 

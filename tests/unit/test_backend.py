@@ -233,10 +233,3 @@ def test_module_installed(tmp_path, text, installed):
     (tmp_path / "lib/modules/6.3.0-no-depmod").mkdir()
     assert backend.module_installed(root, "6.3.0-no-depmod") is None  # a tree without modules.dep: cannot tell
     assert backend.module_installed(root, None) is None
-
-
-def test_shim_present(tmp_path):
-    assert backend.shim_present(str(tmp_path)) is False
-    (tmp_path / "dev").mkdir()
-    (tmp_path / "dev/kexec_jump").write_text("")
-    assert backend.shim_present(str(tmp_path)) is True

@@ -428,6 +428,40 @@ def test_python_m_kexec_py(img, argv, code):
         assert result.stdout == "" and result.stderr.count("\n") == 1 and result.stderr.startswith("kexec: ")
 
 
+# What a payload load imports of kexec_py, besides the kernel interface (kexec_py.kernel and
+# its cffi module, faked here). Each module costs about 2 ms in the i386 bench guest before
+# it does anything (README, "Where the time goes"): one more on this path must earn its place.
+PAYLOAD_LOAD_MODULES = ["kexec_py", "kexec_py.arch", "kexec_py.backend", "kexec_py.cli", "kexec_py.elf_headers",
+                        "kexec_py.errors", "kexec_py.image_file", "kexec_py.loaders", "kexec_py.loaders.elf_x86",
+                        "kexec_py.machine_files", "kexec_py.memmap", "kexec_py.options", "kexec_py.planner",
+                        "kexec_py.ranges", "kexec_py.segments", "kexec_py.value"]
+
+
+def test_a_payload_load_imports_only_its_own_modules(img, tmp_path):
+    """`kexec --load-preserve-context --args-none` on a machine without the kexec_jump
+    module (no /dev/kexec_jump, no module tree for its release): not the shim, the
+    syscall-choice or command-line modules, as bin/kexec starts it (-IS)."""
+    import shutil
+
+    root = tmp_path / "machine"
+    shutil.copytree(HOST_TREE, root)
+    (root / "proc/sys/kernel").mkdir(parents=True, exist_ok=True)
+    (root / "proc/sys/kernel/osrelease").write_text("6.1.192\n")
+    code = (f"import sys\nsys.path.insert(0, {REPO!r})\nfrom kexec_py.cli import main\n"
+            "class K:\n"
+            "    name = 'kexec_load'\n"
+            "    def kexec_load(self, plan): print(hex(plan.flags), len(plan.segments))\n"
+            f"code = main({['--arch', 'i386', '--machine-root', str(root), '--load-preserve-context', '--args-none', img]!r},"
+            " kernel_factory=lambda a: K())\n"
+            "print(code, *sorted(m for m in sys.modules if m.startswith('kexec_py')))")
+    result = subprocess.run([sys.executable, "-IS", "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    loaded, imported = result.stdout.splitlines()[-2:]
+    assert loaded == f"{KEXEC_ARCH_386 | PRESERVE:#x} 2"  # its two PT_LOADs
+    assert imported.split() == ["0", *PAYLOAD_LOAD_MODULES]
+
+
 def test_a_payload_load_imports_neither_pyelftools_nor_pyroute2(img):
     """Start-up is part of the product: importing pyelftools alone is 0.5-0.8 s in a small
     guest (kexec_py.elf_headers reads payloads), pyroute2 is only for `kexec -e` with

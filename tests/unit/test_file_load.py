@@ -7,8 +7,9 @@ import os
 
 import pytest
 
+from kexec_py.backend import FILE, LOAD, LOAD_FALLBACK, UNLOAD_FALLBACK, choose_syscall
 from kexec_py.errors import UsageError
-from kexec_py.file_load import FILE, LOAD, LOAD_FALLBACK, UNLOAD_FALLBACK, FileLoad, choose, file_load
+from kexec_py.file_load import FileLoad, file_load
 from test_bzimage import bzimage_bytes
 from unit_support import FakeKernel, FakeShim, write_tree
 
@@ -32,8 +33,8 @@ CHOICES = [
 
 
 @pytest.mark.parametrize("option, arch, what, first, fallback", [c[1:] for c in CHOICES], ids=[c[0] for c in CHOICES])
-def test_choose(option, arch, what, first, fallback):
-    choice = choose(option, arch, **what)
+def test_choose_syscall(option, arch, what, first, fallback):
+    choice = choose_syscall(option, arch, **what)
     assert (choice.first, choice.fallback) == (first, fallback)
 
 
@@ -51,7 +52,7 @@ def test_fallback_errnos_are_kexec_tools_efallback():
 ])
 def test_file_syscall_refused(arch, what, message):
     with pytest.raises(UsageError) as refused:
-        choose("file", arch, **what)
+        choose_syscall("file", arch, **what)
     assert str(refused.value).startswith(message)
 
 

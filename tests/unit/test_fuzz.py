@@ -26,7 +26,7 @@ from fuzz_support import Seed, field_map, hard_deadline, mutated
 from kexec_py.bootparams import HDR, HDR_LIMIT, SetupHeader, header_offset
 from kexec_py.errors import KexecError
 from kexec_py.arch import ARCHES, I386, X86_64
-from kexec_py.flags import KexecFlags
+from kexec_py.segments import KexecFlags
 from kexec_py.image_file import ImageFile
 from kexec_py.loaders import LoadRequest, Target, choose_loader
 from kexec_py.memmap import read_iomem, read_memory_map, read_sysfs_memmap, read_total_ram

@@ -14,6 +14,7 @@ import pytest
 
 from kexec_py import kernel, shim
 from kexec_py.errors import KernelError
+from kexec_py.machine_files import SHIM_DEVICE
 from kexec_py.segments import KexecPlan, Segment
 from unit_support import REPO, FakeDevice
 
@@ -125,7 +126,7 @@ def test_kj_status_bytes(uapi):
 def test_numbers_and_device_match_the_header(uapi):
     assert uapi["numbers"] == [shim.KJ_LOAD, shim.KJ_EXEC, shim.KJ_UNLOAD, shim.KJ_STATUS, shim.SNAPSHOT_FREEZE,
                                shim.SNAPSHOT_UNFREEZE, shim.KJ_MAX_SEGMENTS]
-    assert uapi["device"] == "/" + shim.DEVICE
+    assert uapi["device"] == "/" + SHIM_DEVICE
 
 
 def test_segment_table_is_packed_in_order():
@@ -447,9 +448,15 @@ def test_lockdown_mode(tmp_path, text, cmdline, mode):
     assert kernel.lockdown_mode(root) == mode
 
 
-def test_kexec_e_imports_no_more_than_it_needs():
-    """The -e path: with no /dev/kexec_jump, the shim costs one small module (no cffi
-    for it, no fcntl, no typing, no subprocess)."""
+@pytest.mark.parametrize("device, shim_imported", [(False, []), (True, ["kexec_py.shim"])])
+def test_kexec_e_imports_no_more_than_it_needs(tmp_path, device, shim_imported):
+    """The -e path: with no /dev/kexec_jump, not even kexec_py.shim; with it, the shim
+    (which finds nothing loaded here) but no cffi for it, no fcntl, no typing, no subprocess."""
+    if device:
+        (tmp_path / "dev").mkdir()
+        (tmp_path / SHIM_DEVICE).write_text("")
+        (tmp_path / shim.LOADED_ATTR).parent.mkdir(parents=True)
+        (tmp_path / shim.LOADED_ATTR).write_text("0\n")
     probe = ("import sys; before = set(sys.modules); from kexec_py import cli\n"
              "class K:\n"
              "    def kexec_loaded(self, crash=False): return True\n"
@@ -458,9 +465,9 @@ def test_kexec_e_imports_no_more_than_it_needs():
              "code = cli.main(['--machine-root', sys.argv[1], '-e', '-x'], kernel_factory=lambda a: K())\n"
              "print(code, *sorted(m for m in ('fcntl', 'typing', 'subprocess', 'gzip', 'kexec_py.backend',"
              " 'kexec_py._kexec_ffi', 'kexec_py.shim') if m in set(sys.modules) - before))\n")
-    out = subprocess.run([sys.executable, "-c", probe, "/nonexistent-root"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=REPO,
                          env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "kexec_py.shim"]
+    assert out.split() == ["0", *shim_imported]
 
 
 # --- the real DeviceCalls, on files that are no device (ENOTTY): nothing reaches a kernel ---------
