@@ -622,8 +622,9 @@ def cli_purgatory(purgatory_ro, monkeypatch):
 def test_a_linux_load_with_the_shipped_purgatory_imports_no_pyelftools(bzimage, initrd, machine_root, purgatory_ro,
                                                                        purgatory, tmp_path):
     """The .deb ships purgatory's parse beside it (setup.py), so a Linux load links it without
-    importing pyelftools (0.5-0.9 s in the i386 guest) or typing: the plan of `kexec -l bzImage
-    --initrd=...` in a fresh interpreter started as bin/kexec starts it (-IS)."""
+    importing pyelftools (0.5-0.9 s in the i386 guest) or typing, and hashes with the
+    interpreter's own SHA-256, not hashlib's OpenSSL (libcrypto: 60 ms there): the plan of
+    `kexec -l bzImage --initrd=...` in a fresh interpreter started as bin/kexec starts it (-IS)."""
     installed = str(tmp_path / "purgatory.ro")
     shutil.copy(purgatory_ro, installed)
     with open(installed + SHIPPED_SUFFIX, "wb") as f:
@@ -632,7 +633,7 @@ def test_a_linux_load_with_the_shipped_purgatory_imports_no_pyelftools(bzimage, 
     argv = ["--dry-run", "--json", "--arch", "i386", "--machine-root", machine_root, "-l", bzimage(),
             "--initrd", initrd(0x123456)]
     code = (f"import sys\nsys.path.insert(0, {repo!r})\nfrom kexec_py.cli import main\ncode = main({argv!r})\n"
-            "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'elftools', 'typing'}))")
+            "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'elftools', 'typing', 'hashlib', '_hashlib'}))")
     result = subprocess.run([sys.executable, "-IS", "-c", code], cwd=repo, capture_output=True, text=True, timeout=60,
                             env=dict(os.environ, KEXEC_PY_PURGATORY=installed))
     assert result.returncode == 0 and result.stderr == "", result.stderr
