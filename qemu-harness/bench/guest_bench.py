@@ -61,6 +61,7 @@ def image_window(payload: str) -> tuple[int, int]:
 
 
 LOAD, JUMP, BIG = "payload load", "payload -e round trip", "bzImage + 64 MiB initrd load"
+BIG_UNCHECKED = "bzImage + initrd load, -i"  # --no-checks: no SHA-256 of the segments for purgatory
 LOAD_BY, JUMP_BY = "payload load, one kernel", "payload -e, one kernel"
 Step = tuple[str, str, list[str]]
 
@@ -97,6 +98,8 @@ def i386_steps(payload: str, bzimage: str) -> list[Step]:
         (JUMP, "kexec-tools", [KEXEC_TOOLS, "-e"]),
         (BIG, "kexec-py", [KEXEC, *linux(bzimage)]),
         (BIG, "kexec-tools", [KEXEC_TOOLS, "-c", *linux(bzimage)]),
+        (BIG_UNCHECKED, "kexec-py", [KEXEC, "-i", *linux(bzimage)]),
+        (BIG_UNCHECKED, "kexec-tools", [KEXEC_TOOLS, "-c", "-i", *linux(bzimage)]),
     ]
 
 

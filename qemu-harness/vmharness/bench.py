@@ -43,6 +43,7 @@ MEM_MB = 512
 TRIP_MEM_MB = 768   # the first kernel holds a second one's window on top of its ramfs root
 STOCK_686_PAE = "debian:linux-image-686-pae"
 PASS, LOAD, JUMP, BIG = "python3 -c pass", "payload load", "payload -e round trip", "bzImage + 64 MiB initrd load"
+BIG_UNCHECKED = "bzImage + initrd load, -i"  # --no-checks: what is left without the SHA-256 for purgatory
 ISOLATED, STDLIB = "python3 -IS -c pass", "python3 -IS, load's libraries"
 TRIP, SHIM_JUMP, BIG_64 = "kernel round trip", "payload -e, stock + shim", "x86_64 bzImage + initrd"
 LOAD_BY, JUMP_BY = "payload load, one kernel", "payload -e, one kernel"
@@ -51,9 +52,9 @@ OURS, THEIRS, THEIRS_FILE = "kexec-py", "kexec-tools", "kexec-tools -s"
 THEIRS_NARROW = "kexec-tools*"   # kexec-tools in kexec-py's window
 KEXEC, KEXEC_TOOLS = "/usr/sbin/kexec", "/usr/sbin/kexec-tools"
 TOOLS = {PASS: ("python3",), ISOLATED: ("python3",), STDLIB: ("python3",), LOAD: (OURS, THEIRS),
-         JUMP: (OURS, THEIRS), BIG: (OURS, THEIRS), TRIP: (OURS, THEIRS, THEIRS_NARROW), SHIM_JUMP: (OURS,),
+         JUMP: (OURS, THEIRS), BIG: (OURS, THEIRS), BIG_UNCHECKED: (OURS, THEIRS), TRIP: (OURS, THEIRS, THEIRS_NARROW), SHIM_JUMP: (OURS,),
          BIG_64: (OURS, THEIRS, THEIRS_FILE), LOAD_BY: (BY_SHIM, BY_KERNEL), JUMP_BY: (BY_SHIM, BY_KERNEL)}
-PARTS = {"i386": (PASS, ISOLATED, STDLIB, LOAD, JUMP, BIG), "trip": (TRIP,), "shim": (SHIM_JUMP,),
+PARTS = {"i386": (PASS, ISOLATED, STDLIB, LOAD, JUMP, BIG, BIG_UNCHECKED), "trip": (TRIP,), "shim": (SHIM_JUMP,),
          "backends": (LOAD_BY, JUMP_BY), "x86_64": (BIG_64,)}
 LOAD_OVER_PASS = 0.08  # s: a payload load within this of the bare interpreter's start
 TRIP_RATIO, SHIM_RATIO, RSS_64_RATIO = 0.5, 1.1, 0.5
@@ -276,6 +277,8 @@ def i386_goals(result: dict[str, Any]) -> list[Goal]:
     load, their_load = wall(result, LOAD, OURS).median, wall(result, LOAD, THEIRS).median
     jump, their_jump = wall(result, JUMP, OURS).median, wall(result, JUMP, THEIRS).median
     big, their_big = wall(result, BIG, OURS).median, wall(result, BIG, THEIRS).median
+    unchecked, their_unchecked = wall(result, BIG_UNCHECKED, OURS).median, wall(result, BIG_UNCHECKED, THEIRS).median
+    isolated = wall(result, ISOLATED, "python3").median
     rss, their_rss = peak_rss(result, BIG, OURS), peak_rss(result, BIG, THEIRS)
     return [
         Goal("payload load within 0.08 s of python3 -c pass", load - bare <= LOAD_OVER_PASS,
@@ -284,7 +287,10 @@ def i386_goals(result: dict[str, Any]) -> list[Goal]:
              f"{jump:.3f} - {their_jump:.3f} = {jump - their_jump:+.3f} s against {bare:.3f} s"
              f" (x{jump / their_jump:.2f})"),
         Goal("bzImage + initrd load wall <= 1.0x kexec-tools'", big <= their_big,
-             f"{big:.3f} / {their_big:.3f} s = x{big / their_big:.2f}"),
+             f"{big:.3f} / {their_big:.3f} s = x{big / their_big:.2f}; the SHA-256 for purgatory"
+             f" {big - unchecked:.3f} s against {their_big - their_unchecked:.3f} s, the rest (-i)"
+             f" {unchecked:.3f} - {their_unchecked:.3f} = {unchecked - their_unchecked:+.3f} s"
+             f" (python3 -IS -c pass {isolated:.3f} s)"),
         Goal("bzImage + initrd load peak RSS <= 1.0x kexec-tools' (i386)", rss <= their_rss,
              f"{rss} / {their_rss} KiB = x{rss / their_rss:.2f}"),
     ]
