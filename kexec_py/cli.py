@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kexec_py.backend import Route, SyscallChoice
     from kexec_py.crash import CrashLayout
     from kexec_py.file_load import FileLoad
+    from kexec_py.image_file import ImageFile
     from kexec_py.memmap import MemoryMap
     from kexec_py.arch import Arch
     from kexec_py.kernel import LinuxKernel
@@ -151,9 +152,9 @@ def _run(args: Args, backends: _Backends) -> int:
             from kexec_py.crash import crash_reservation
 
             crash_reservation(args.machine_root)  # none: one line, as kexec-tools refuses
-        choice = _load_syscall(args, arch, preserve)
+        choice, probed = _load_syscall(args, arch, preserve)
         if choice.first == "kexec_file_load":
-            return _file_load(args, action, choice, backends)
+            return _file_load(args, action, choice, backends, probed)
         plan = _plan_load(args, preserve_context=preserve, crash=crash)
         route = _route(args, preserve, backends)
     if args.dry_run:
@@ -205,33 +206,39 @@ def _choose_syscall(option: str, arch: str, **what: bool) -> SyscallChoice:
     return choose_syscall(option, arch, **what)
 
 
-def _load_syscall(args: Args, arch: str, preserve: bool) -> SyscallChoice:
+def _load_syscall(args: Args, arch: str, preserve: bool) -> tuple[SyscallChoice, ImageFile | None]:
     """-s/-c/-a for a load; for -a on x86_64, whether the image is a bzImage decides
-    (and options only kexec_load knows: -t, --args-*, --entry)."""
-    bzimage = False
+    (and options only kexec_load knows: -t, --args-*, --entry). The image too when it
+    was opened to tell, for kexec_file_load's checks."""
+    image, bzimage = None, False
     if (args.syscall == "auto" and arch == "x86_64" and not preserve and args.core_header_bits != 32
             and args.type is None and args.args_style is None and args.entry is None):
         from kexec_py.bootparams import is_bzimage  # the bzImage loader's probe, without the loader's imports
         from kexec_py.image_file import ImageFile
 
-        bzimage = is_bzimage(ImageFile.open(_image_path(args.image, arch)).data)
-    return _choose_syscall(args.syscall, arch, preserve_context=preserve, bzimage=bzimage)
+        image = ImageFile.open(_image_path(args.image, arch))
+        bzimage = is_bzimage(image.data)
+    return _choose_syscall(args.syscall, arch, preserve_context=preserve, bzimage=bzimage), image
 
 
-def _checked_bzimage(path: str) -> str:
+def _checked_bzimage(path: str, image: ImageFile | None) -> str:
     """path, after the checks kexec-tools makes before kexec_file_load: a file that
-    probes as a bzImage must have a sound setup header (anything else is the kernel's to refuse)."""
+    probes as a bzImage must have a sound setup header (anything else is the kernel's
+    to refuse). image: path's, if it is open already."""
     from kexec_py.bootparams import SetupHeader, is_bzimage
     from kexec_py.image_file import ImageFile
 
-    image = ImageFile.open(path)
+    if image is None:
+        image = ImageFile.open(path)
     if is_bzimage(image.data):
         SetupHeader.parse(image.data, path)
     return path
 
 
-def _file_load(args: Args, action: str, choice: SyscallChoice, backends: _Backends) -> int:
-    """kexec_file_load; on the errors choice names, kexec_load of our own plan instead."""
+def _file_load(args: Args, action: str, choice: SyscallChoice, backends: _Backends,
+               image: ImageFile | None = None) -> int:
+    """kexec_file_load; on the errors choice names, kexec_load of our own plan instead.
+    image: the kernel image, if -a opened it to choose."""
     from kexec_py.errors import KernelError
     from kexec_py.file_load import file_load
 
@@ -241,7 +248,7 @@ def _file_load(args: Args, action: str, choice: SyscallChoice, backends: _Backen
     if args.core_header_bits == 32:
         raise UsageError("with kexec_file_load the kernel writes the crash kernel's ELF core header, as ELF64:"
                          " --elf32-core-headers needs kexec_load (-c)")
-    kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).name))
+    kernel = _checked_bzimage(_image_path(args.image, _target_arch(args).name), image)
     command_line = _command_line(args, crash)
     if crash:
         from kexec_py.crash import crash_command_line

@@ -112,6 +112,20 @@ def test_bzimage_goes_to_kexec_file_load(run_cli, machine, bz, tmp_path, argv, c
     assert load == FileLoad(bz, str(tmp_path / "initrd") if flags in (0, 2) else None, cmdline, flags)
 
 
+@pytest.mark.parametrize("option", [[], ["-s"]])
+def test_kexec_file_load_opens_the_image_once(run_cli, machine, bz, monkeypatch, option):
+    """-a probes the image to choose the system call; the setup header check before
+    kexec_file_load reads the same mapping."""
+    from kexec_py.image_file import ImageFile
+
+    opened = []
+    real_open = ImageFile.open.__func__
+    monkeypatch.setattr(ImageFile, "open", classmethod(lambda cls, path: opened.append(path) or real_open(cls, path)))
+    kernel = FakeKernel()
+    assert run_cli(x86_64(machine(), *option, "-l", bz), kernel).code == 0
+    assert (kernel.calls, opened) == (["kexec_file_load"], [bz])
+
+
 def test_a_new_kexec_file_load_replaces_the_shims_image(run_cli, machine, bz):
     log = []
     kernel, shim = FakeKernel(calls=log), FakeShim(loaded=True, present_=True, calls=log)
