@@ -85,3 +85,17 @@ def test_run_vm_script_mode(tmp_path: Path, arch: str) -> None:
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 7, result.stdout[-3000:] + result.stderr[-3000:]
     assert "payload" in result.stdout
+
+
+def test_kexec_runs_from_the_byte_compiled_modules(arch_guest: Guest) -> None:
+    """dpkg byte-compiles the package (py3compile): every kexec_py module of a load comes
+    from its .pyc, none is compiled from source at start-up (python3 -v names the file each
+    code object came from)."""
+    verbose = arch_guest.check("python3 -IS -v /usr/sbin/kexec --dry-run --load-preserve-context --args-none"
+                               " phy_mode 2>&1 >/dev/null | grep 'code object from'")
+    package = "/usr/lib/python3/dist-packages/kexec_py/"
+    sources = re.findall(r"code object from '?(\S+?\.py)'?$", verbose, re.M)
+    compiled = re.findall(rf"code object from '{re.escape(package)}(?:\S+/)?__pycache__/(\w+)\.cpython-\d+\.pyc'",
+                          verbose)
+    assert not [path for path in sources if path.startswith(package)], verbose
+    assert {"cli", "options", "memmap", "machine_files", "planner", "elf_x86"} <= set(compiled), verbose
