@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None, kernel_factory: Callable[[Args], LinuxKe
     recording fakes); each is called only by actions that need it."""
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        return _run(args, _Backends(args, kernel_factory or _linux_kernel, shim_factory or _shim_kernel,
-                                    ask_files=shim_factory is None))
+        return _run(args, _Backends(args, kernel_factory or _linux_kernel, shim_factory or _shim_kernel))
     except KexecError as e:
         sys.stderr.write(f"{PROG}: {e}\n")
         return e.exit_code
@@ -55,17 +54,17 @@ def _shim_kernel(args: Args) -> ShimKernel:
 
 
 class _Backends:
-    """The two kernel interfaces, each built on first use. ask_files: whether the
-    shim's presence is read from the machine's files until the shim is built, so that
-    a command on a machine without the module (no /dev/kexec_jump) never imports
-    kexec_py.shim; tests' fake shims answer for themselves."""
+    """The two kernel interfaces, each built on first use. Until the real shim is built,
+    its presence is read from the machine's files, so that a command on a machine
+    without the module (no /dev/kexec_jump) never imports kexec_py.shim; tests' fake
+    shims answer for themselves."""
 
     _built: dict[str, Any]
 
     def __init__(self, args: Args, kernel_factory: Callable[[Args], LinuxKernel],
-                 shim_factory: Callable[[Args], ShimKernel], ask_files: bool = False) -> None:
+                 shim_factory: Callable[[Args], ShimKernel]) -> None:
         self._args, self._factories, self._built = args, {"kernel": kernel_factory, "shim": shim_factory}, {}
-        self._ask_files = ask_files
+        self._ask_files = shim_factory is _shim_kernel
 
     def shim_present(self) -> bool:
         """/dev/kexec_jump exists: the shim may hold an image."""
