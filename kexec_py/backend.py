@@ -161,7 +161,7 @@ NO_PRESERVE_CONTEXT = ("-s: kexec_file_load has no preserve-context flag; {what}
 
 
 def choose_syscall(option: str, arch: str, *, preserve_context: bool = False, jump_back: bool = False,
-           bzimage: bool = True, unload: bool = False) -> SyscallChoice:
+                   bzimage: bool = True, unload: bool = False) -> SyscallChoice:
     """option: "file" (-s), "load" (-c) or "auto" (-a, the default); arch: the
     running kernel's. bzimage: whether the image is one kexec_file_load can take
     (x86_64 has only a bzImage loader for it): -a then skips a call that could only

@@ -16,7 +16,7 @@ import struct
 from typing import Sequence
 
 from kexec_py.errors import KexecError
-from kexec_py.machine_files import read_text
+from kexec_py.machine_files import read_value
 from kexec_py.ranges import Range
 from kexec_py.value import frozen
 
@@ -84,10 +84,10 @@ def read_cpu_notes(root: str = "/") -> tuple[Range, ...]:
         raise KexecError(f"cannot read {base}: {e.strerror}") from None
     notes = []
     for cpu in cpus:
-        address = _read(os.path.join(base, cpu, "crash_notes"))
+        address = read_value(os.path.join(base, cpu, "crash_notes"))
         if address is None:
             continue  # offline or never brought up: no notes
-        size = _read(os.path.join(base, cpu, "crash_notes_size"))
+        size = read_value(os.path.join(base, cpu, "crash_notes_size"))
         notes.append(Range.sized(_number(address, 16, base), _number(size or "", 10, base)))
     if not notes:
         raise KexecError(f"no CPU in {base} has crash_notes (a kernel without CONFIG_CRASH_DUMP?)")
@@ -97,20 +97,13 @@ def read_cpu_notes(root: str = "/") -> tuple[Range, ...]:
 def read_vmcoreinfo(root: str = "/") -> Range | None:
     """/sys/kernel/vmcoreinfo: "ADDRESS SIZE", both hex; None without it."""
     path = os.path.join(root, "sys/kernel/vmcoreinfo")
-    text = _read(path)
+    text = read_value(path)
     if text is None:
         return None
     words = text.split()
     if len(words) != 2:
         raise KexecError(f"{path}: {text[:40]!r} is not ADDRESS SIZE")
     return Range.sized(_number(words[0], 16, path), _number(words[1], 16, path))
-
-
-def _read(path: str) -> str | None:
-    try:
-        return read_text(path).strip()
-    except (OSError, ValueError):
-        return None
 
 
 def _number(text: str, base: int, where: str) -> int:

@@ -22,7 +22,6 @@ _FLAG_NAMES = ((KEXEC_FILE_UNLOAD, "KEXEC_FILE_UNLOAD"), (KEXEC_FILE_ON_CRASH, "
                (KEXEC_FILE_NO_INITRAMFS, "KEXEC_FILE_NO_INITRAMFS"))
 
 
-
 @frozen
 class FileLoad:
     """Exactly the arguments of one kexec_file_load call (paths, not yet fds)."""

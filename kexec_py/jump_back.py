@@ -24,9 +24,8 @@ import re
 
 from kexec_py.errors import KexecError
 from kexec_py.arch import Arch
-from kexec_py.segments import KexecFlags
 from kexec_py.machine_files import read_bytes, read_text
-from kexec_py.segments import KexecPlan, Segment
+from kexec_py.segments import KexecFlags, KexecPlan, Segment
 
 JUMP_BACK_KEY = "kexec_jump_back_entry"
 _JUMP_BACK = re.compile(r"(?:^|\s)" + JUMP_BACK_KEY + r"=(\S*)")

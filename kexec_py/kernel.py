@@ -14,7 +14,7 @@ import os
 import struct
 
 from kexec_py.errors import KernelError, KexecError
-from kexec_py.machine_files import read_text
+from kexec_py.machine_files import read_text, read_value
 
 # Types named in annotations only: importing them, or typing for its TYPE_CHECKING,
 # would cost `kexec -e` start-up time for nothing; mypy takes this name as True.
@@ -117,10 +117,7 @@ def lockdown_mode(root: str = "/") -> str | None:
 
 
 def _read(root: str, path: str) -> str | None:
-    try:
-        return read_text(os.path.join(root, path)).strip()
-    except (OSError, ValueError):
-        return None
+    return read_value(os.path.join(root, path))
 
 
 _LIBC: tuple[FFI, Any] | None = None

@@ -45,3 +45,12 @@ def read_text(path: str, encoding: str = "ascii", errors: str = "strict") -> str
     """The whole file, decoded (UnicodeDecodeError, a ValueError, when it is not
     encoding and errors is strict)."""
     return read_bytes(path).decode(encoding, errors)
+
+
+def read_value(path: str) -> str | None:
+    """An ASCII file's text without surrounding whitespace (a sysfs or procfs value);
+    None when it cannot be read or is not ASCII."""
+    try:
+        return read_text(path).strip()
+    except (OSError, ValueError):
+        return None

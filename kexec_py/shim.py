@@ -23,7 +23,7 @@ import struct
 
 from kexec_py.errors import KernelError
 from kexec_py.kernel import LOAD_ERRORS, REBOOT_ERRORS, HostActions, permission_message
-from kexec_py.machine_files import SHIM_DEVICE, read_text
+from kexec_py.machine_files import SHIM_DEVICE, read_text, shim_present
 
 TYPE_CHECKING = False  # as in kexec_py.kernel: annotations only, typing is not imported
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class ShimKernel(HostActions):
         self.snapshot = os.path.join(root, SNAPSHOT)
 
     def present(self) -> bool:
-        return os.path.exists(self.device)
+        return shim_present(self._root)
 
     def available(self) -> bool:
         """The device exists, else modprobe loads the module and then it does. No

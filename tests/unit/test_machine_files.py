@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from kexec_py.machine_files import read_bytes, read_text, shim_present
+from kexec_py.machine_files import read_bytes, read_text, read_value, shim_present
 
 BIG = bytes(range(256)) * 1025  # over four of read_bytes' 64 KiB reads, not a multiple of one
 
@@ -75,3 +75,13 @@ def test_shim_present(tmp_path):
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev/kexec_jump").write_text("")
     assert shim_present(str(tmp_path)) is True
+
+
+@pytest.mark.parametrize("data, expected", [(b"0x1f000 0x1000\n", "0x1f000 0x1000"), (b"", ""), (b"\xc3\xa9", None),
+                                            (None, None)])
+def test_read_value(tmp_path, data, expected):
+    """A sysfs value stripped, None when missing or not ASCII (elfcore's crash notes, kernel's lockdown)."""
+    path = tmp_path / "value"
+    if data is not None:
+        path.write_bytes(data)
+    assert read_value(str(path)) == expected
