@@ -46,7 +46,10 @@ CPU_JUMPS = 5
 # monotonic clock, to within what two `date` calls under TCG can drift apart
 CLOCK_SLACK_S = 2.0
 CLOCKS = "python3 -c 'import time; print(time.monotonic(), time.time())'"
-PINNED_LOOP = "while :; do n=$((n+1)); echo $n > /tmp/pinned.count; sleep 0.2; done"
+# the count is renamed into place: `echo > file` truncates before it writes, and a reader on
+# another CPU between the two sees an empty file
+PINNED_LOOP = ("while :; do n=$((n+1)); echo $n > /tmp/pinned.new; "
+               "mv -f /tmp/pinned.new /tmp/pinned.count; sleep 0.2; done")
 
 
 def clocks(g: Guest) -> tuple[float, float]:
