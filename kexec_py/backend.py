@@ -20,7 +20,7 @@ import errno as E
 import os
 
 from kexec_py.errors import UsageError
-from kexec_py.machine_files import read_bytes, read_text
+from kexec_py.machine_files import read_bytes, read_text, shim_present
 from kexec_py.value import frozen
 
 TYPE_CHECKING = False  # annotations only: importing typing would cost a payload load
@@ -240,3 +240,10 @@ def module_installed(root: str, release: str | None) -> bool | None:
     except OSError:
         return False if not os.path.isdir(modules) else None
     return any(os.path.basename(line.split(":", 1)[0]).startswith("kexec_jump.ko") for line in lines)
+
+
+def shim_ruled_out(root: str) -> bool:
+    """No /dev/kexec_jump, and modprobe could not make one: modules.dep, or the lack of
+    a module tree, says kexec_jump.ko is not installed for the running kernel. Read
+    from the files alone, so that a command can say so without importing kexec_py.shim."""
+    return not shim_present(root) and module_installed(root, running_release(root)) is False

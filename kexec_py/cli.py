@@ -54,10 +54,10 @@ def _shim_kernel(args: Args) -> ShimKernel:
 
 
 class _Backends:
-    """The two kernel interfaces, each built on first use. Until the real shim is built,
-    its presence is read from the machine's files, so that a command on a machine
-    without the module (no /dev/kexec_jump) never imports kexec_py.shim; tests' fake
-    shims answer for themselves."""
+    """The two kernel interfaces, each built on first use. The real shim's presence,
+    and whether it is out of reach, are read from the machine's files, so that a
+    command on a machine without the module (no /dev/kexec_jump) never imports
+    kexec_py.shim; tests' fake shims answer for themselves."""
 
     _built: dict[str, Any]
 
@@ -68,7 +68,7 @@ class _Backends:
 
     def shim_present(self) -> bool:
         """/dev/kexec_jump exists: the shim may hold an image."""
-        if self._ask_files and "shim" not in self._built:
+        if self._ask_files:
             from kexec_py.machine_files import shim_present
 
             return shim_present(self._args.machine_root)
@@ -79,14 +79,12 @@ class _Backends:
         return self.shim_present() and self.shim.kexec_loaded()
 
     def shim_available(self) -> bool:
-        """The shim is there, or modprobe loads it (ShimKernel.available()). Without the
-        device, a kernel whose modules.dep lists no kexec_jump (or that has no module
-        tree) is answered from the files."""
-        if self._ask_files and not self.shim_present():
-            from kexec_py.backend import module_installed, running_release
+        """The shim is there, or modprobe loads it (ShimKernel.available()); when
+        backend.shim_ruled_out() says no from the files, without kexec_py.shim."""
+        if self._ask_files:
+            from kexec_py.backend import shim_ruled_out
 
-            root = self._args.machine_root
-            if module_installed(root, running_release(root)) is False:
+            if shim_ruled_out(self._args.machine_root):
                 return False
         return self.shim.available()
 

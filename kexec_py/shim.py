@@ -194,14 +194,11 @@ class ShimKernel(HostActions):
         """The device exists, else modprobe loads the module and then it does. No
         modprobe when modules.dep says the module is not installed."""
         if self._available is None:
-            self._available = self.present() or (self._installed() is not False and self._modprobe()
+            from kexec_py.backend import shim_ruled_out
+
+            self._available = self.present() or (not shim_ruled_out(self._root) and self._modprobe()
                                                  and self._wait_for_device())
         return self._available
-
-    def _installed(self) -> bool | None:
-        from kexec_py.backend import module_installed, running_release
-
-        return module_installed(self._root, running_release(self._root))
 
     def _wait_for_device(self, tries: int = 20) -> bool:
         """devtmpfs makes the node before modprobe returns; a udev-only /dev may lag."""

@@ -233,3 +233,28 @@ def test_module_installed(tmp_path, text, installed):
     (tmp_path / "lib/modules/6.3.0-no-depmod").mkdir()
     assert backend.module_installed(root, "6.3.0-no-depmod") is None  # a tree without modules.dep: cannot tell
     assert backend.module_installed(root, None) is None
+
+
+NO_TREE, NO_DEPMOD = "no lib/modules/<release>", "no modules.dep"
+SHIM_RULED_OUT = [
+    # /dev/kexec_jump, modules.dep (or NO_TREE, NO_DEPMOD), osrelease readable, ruled out
+    (True, NO_TREE, True, False),  # the device is there, however the module was loaded
+    (True, "kernel/fs/fat/fat.ko:\n", True, False),
+    (False, NO_TREE, True, True),  # a kernel without modules (the harness's)
+    (False, "kernel/fs/fat/fat.ko:\n", True, True),  # not installed: modprobe cannot load it
+    (False, "updates/dkms/kexec_jump.ko.xz:\n", True, False),  # modprobe may load it
+    (False, NO_DEPMOD, True, False),  # cannot tell: modprobe decides
+    (False, NO_TREE, False, False),  # no release (a recorded tree without proc): cannot tell
+]
+
+
+@pytest.mark.parametrize("device, modules_dep, release, ruled_out", SHIM_RULED_OUT)
+def test_shim_ruled_out(tmp_path, device, modules_dep, release, ruled_out):
+    root = machine(tmp_path, DEBIAN_AMD64 if release else None,
+                   modules_dep=None if modules_dep in (NO_TREE, NO_DEPMOD) else modules_dep)
+    if modules_dep == NO_DEPMOD:
+        (tmp_path / "lib/modules" / DEBIAN_AMD64).mkdir(parents=True)
+    if device:
+        (tmp_path / "dev").mkdir()
+        (tmp_path / "dev/kexec_jump").symlink_to("/dev/null")  # a character device, as the module's
+    assert backend.shim_ruled_out(root) is ruled_out
