@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from kexec_py.netif import Snapshot
     from kexec_py.segments import Buffer, KexecPlan, Segment
 
-KEXEC_PRESERVE_CONTEXT = 0x2  # flags.KexecFlags, not imported: `kexec -e` stays lean
 
 # Numbers follow the calling process's ABI (a 32-bit process on a 64-bit
 # kernel goes through the compat entry points).
@@ -74,7 +73,9 @@ REBOOT_ERRORS = {
 
 def load_error_message(err: int, flags: int) -> str:
     if err == E.EINVAL:
-        if flags & KEXEC_PRESERVE_CONTEXT:
+        from kexec_py.segments import KexecFlags  # a load's, so imported already; `kexec -e` never is
+
+        if flags & KexecFlags.PRESERVE_CONTEXT:
             return NO_KEXEC_JUMP
         return "the kernel rejected the segment list (EINVAL)"
     return LOAD_ERRORS.get(err, os.strerror(err))

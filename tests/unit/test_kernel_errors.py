@@ -45,6 +45,7 @@ def test_load_error_message(err, flags, words):
 
 def test_only_preserve_context_einval_blames_kexec_jump():
     assert "KEXEC_JUMP" not in load_error_message(E.EINVAL, PLAIN_386)
+    assert "KEXEC_JUMP" not in load_error_message(E.EINVAL, PLAIN_386 | 0x1)  # KEXEC_ON_CRASH
     assert all("KEXEC_JUMP" not in load_error_message(err, PRESERVE_386)
                for err in (E.EPERM, E.EBUSY, E.ENOMEM, E.EADDRNOTAVAIL, E.ENOSYS))
 

@@ -5,7 +5,7 @@ import pytest
 from kexec_py.errors import PlanError
 from kexec_py.planner import KEXEC_SEGMENT_MAX, backup_segments, check_segments, make_plan
 from kexec_py.ranges import Range
-from kexec_py.segments import KexecPlan, LoadedImage, Segment
+from kexec_py.segments import KexecPlan, LoadedImage, Segment, describe_flags
 from unit_support import ram_map
 
 # A QEMU -m 512 machine: RAM 0x0-0x9fbff and 0x100000-0x1ffdffff; MemTotal 512000 kB,
@@ -161,3 +161,14 @@ def test_make_plan_refuses_an_image_outside_ram():
     image = LoadedImage(0xA0000, (seg(0xA0000, 0x1000, 4, "vga"),))
     with pytest.raises(PlanError, match=r"segment 0xa0000-0xa0fff \(vga\) is not inside RAM"):
         make_plan(image, 0x30002, MEMORY)
+
+
+@pytest.mark.parametrize("flags, text", [
+    (0x30002, "KEXEC_PRESERVE_CONTEXT|KEXEC_ARCH_386"),
+    (0x3E0001, "KEXEC_ON_CRASH|KEXEC_ARCH_X86_64"),
+    (0x3E0000, "KEXEC_ARCH_X86_64"),
+    (0x280003, "KEXEC_ON_CRASH|KEXEC_PRESERVE_CONTEXT|KEXEC_ARCH(40)"),  # an arch kexec-py has no table for
+])
+def test_describe_flags(flags, text):
+    """The plan's flags line (--dry-run, -d) names each flag and the arch as the kernel's headers do."""
+    assert describe_flags(flags) == text
