@@ -16,8 +16,8 @@ pytestmark = pytest.mark.vm
 # bench was written (nothing on the console), and never since: 0 of 86 attempts then, 0 of
 # 12 smoke runs and 120 trips (4 bench runs of 10 rounds) later. Not explained, so a guest
 # that dies is tolerated there, and only that.
-TRIP_RESET = pytest.mark.xfail(raises=GuestDied, strict=False, reason="intermittent guest reset at the"
-                               " second kernel's first jump back (i386 patched 6.1), under investigation")
+TRIP_RESET = pytest.mark.xfail(raises=GuestDied, strict=False, reason="unexplained guest reset at the second"
+                               " kernel's first jump back (i386 patched 6.1): 3 of 8 early runs, none since")
 GOALS = {"i386": 4, "trip": 1, "shim": 1, "backends": 1, "x86_64": 1}  # goals each part's rows measure
 
 
