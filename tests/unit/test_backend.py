@@ -9,6 +9,7 @@ import pytest
 from kexec_py import backend
 from kexec_py.backend import KERNEL, SHIM, choose, no_backend_message, return_path_broken
 from kexec_py.errors import UsageError
+from unit_support import NO_DEPMOD, NO_TREE, write_module_tree
 
 DEBIAN_AMD64 = "6.1.0-57-amd64"  # bookworm: KEXEC_JUMP not set, 6.1 lacks the GDT fix
 DEBIAN_686 = "6.1.0-57-686-pae"
@@ -235,7 +236,6 @@ def test_module_installed(tmp_path, text, installed):
     assert backend.module_installed(root, None) is None
 
 
-NO_TREE, NO_DEPMOD = "no lib/modules/<release>", "no modules.dep"
 SHIM_RULED_OUT = [
     # /dev/kexec_jump, modules.dep (or NO_TREE, NO_DEPMOD), osrelease readable, ruled out
     (True, NO_TREE, True, False),  # the device is there, however the module was loaded
@@ -250,10 +250,8 @@ SHIM_RULED_OUT = [
 
 @pytest.mark.parametrize("device, modules_dep, release, ruled_out", SHIM_RULED_OUT)
 def test_shim_ruled_out(tmp_path, device, modules_dep, release, ruled_out):
-    root = machine(tmp_path, DEBIAN_AMD64 if release else None,
-                   modules_dep=None if modules_dep in (NO_TREE, NO_DEPMOD) else modules_dep)
-    if modules_dep == NO_DEPMOD:
-        (tmp_path / "lib/modules" / DEBIAN_AMD64).mkdir(parents=True)
+    root = machine(tmp_path, DEBIAN_AMD64 if release else None)
+    write_module_tree(root, DEBIAN_AMD64, modules_dep)
     if device:
         (tmp_path / "dev").mkdir()
         (tmp_path / "dev/kexec_jump").symlink_to("/dev/null")  # a character device, as the module's

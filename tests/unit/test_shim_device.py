@@ -16,7 +16,7 @@ from kexec_py import kernel, shim
 from kexec_py.errors import KernelError
 from kexec_py.machine_files import SHIM_DEVICE
 from kexec_py.segments import KexecPlan, Segment
-from unit_support import REPO, FakeDevice
+from unit_support import NO_DEPMOD, NO_TREE, REPO, FakeDevice, write_module_tree
 
 UAPI = os.path.join(REPO, "csrc", "shim", "uapi")
 _IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
@@ -215,9 +215,6 @@ def test_no_device_no_image_no_calls(tmp_path):
 
 # --- availability: the node, else modprobe (only when asked, once) ------------------------------
 
-NO_TREE, NO_DEPMOD = "no lib/modules/<release>", "no modules.dep"
-
-
 @pytest.mark.parametrize("node, modules_dep, modprobe_makes_it, available, modprobes", [
     (True, NO_TREE, False, True, 0),  # there already: no modprobe
     (False, NO_DEPMOD, True, True, 1),  # cannot tell from modules.dep: modprobe decides
@@ -232,10 +229,7 @@ def test_available(tmp_path, node, modules_dep, modprobe_makes_it, available, mo
         (tmp_path / "dev/kexec_jump").write_text("")
     (tmp_path / "proc/sys/kernel").mkdir(parents=True)
     (tmp_path / "proc/sys/kernel/osrelease").write_text("6.1.0-57-amd64\n")
-    if modules_dep != NO_TREE:
-        (tmp_path / "lib/modules/6.1.0-57-amd64").mkdir(parents=True)
-    if modules_dep not in (NO_TREE, NO_DEPMOD):
-        (tmp_path / "lib/modules/6.1.0-57-amd64/modules.dep").write_text(modules_dep)
+    write_module_tree(tmp_path, "6.1.0-57-amd64", modules_dep)
     runs = []
 
     def modprobe():

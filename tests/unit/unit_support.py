@@ -32,6 +32,22 @@ def recorded_tree(name: str) -> str:
 
 # --- memory maps -----------------------------------------------------------------------------
 
+# the states of a kernel's module tree besides a modules.dep text, for write_module_tree
+NO_TREE, NO_DEPMOD = "no lib/modules/<release>", "no modules.dep"
+
+
+def write_module_tree(root, release: str, modules_dep: str) -> None:
+    """lib/modules/<release> below root: none (NO_TREE), the directory without
+    modules.dep (NO_DEPMOD), or with modules_dep as its modules.dep."""
+    if modules_dep == NO_TREE:
+        return
+    tree = os.path.join(root, "lib/modules", release)
+    os.makedirs(tree)
+    if modules_dep != NO_DEPMOD:
+        with open(os.path.join(tree, "modules.dep"), "w") as f:
+            f.write(modules_dep)
+
+
 def ram_map(*ram: tuple[int, int], total_ram: int, reserved=()) -> MemoryMap:
     """A MemoryMap from [start, end) pairs, as planner tests need it."""
     regions = [MemoryRegion(Range(s, e), "System RAM") for s, e in ram]
