@@ -38,7 +38,8 @@ def loaded(guest: Guest) -> str:
 def test_seed_scenario_five_round_trips(clean_guest: Guest) -> None:
     g = clean_guest
     g.check("sleep 100000 & echo $! > /tmp/sleeper")
-    g.check("dd if=/dev/urandom of=/tmp/big bs=1M count=64 2>/dev/null && sha256sum /tmp/big > /tmp/big.sum")
+    g.check("dd if=/dev/urandom of=/tmp/big bs=1M count=64 2>/dev/null && sha256sum /tmp/big > /tmp/big.sum",
+            timeout=120)
 
     g.check("(cd /tmp && kexec --load-preserve-context --args-none phy_mode)")  # as users type it
     assert loaded(g) == "1"
@@ -49,7 +50,7 @@ def test_seed_scenario_five_round_trips(clean_guest: Guest) -> None:
         assert "kexec failed" not in output
 
     assert g.run("kill -0 $(cat /tmp/sleeper)").rc == 0, "a process started before the jumps died"
-    g.check("sha256sum -c /tmp/big.sum")  # 64 MiB of tmpfs came back intact
+    g.check("sha256sum -c /tmp/big.sum", timeout=120)  # 64 MiB of tmpfs came back intact
     assert loaded(g) == "1"
 
     g.check("kexec -u")

@@ -57,7 +57,9 @@ def test_interfaces_go_down_for_the_jump_and_come_back(guest_factory) -> None:
     before = network_state(g)
     assert "up dum0" in before and "up veth0@veth1" in before and "up dum1" not in before
     assert any("dum0:sec" in line for line in before)
-    g.check("ip monitor link > /tmp/links.log 2>&1 & echo $! > /tmp/monitor.pid; sleep 1")
+    # >>: ip writes with O_APPEND, so that after `: > /tmp/links.log` below its next event
+    # lands at the start of the file, not past a hole of NULs where ^ never matches
+    g.check("ip monitor link >> /tmp/links.log 2>&1 & echo $! > /tmp/monitor.pid; sleep 1")
     g.check(f"kexec --load-preserve-context --args-none {PHY_MODE}")
 
     rc, output = g.run("kexec -d -e", timeout=120)
