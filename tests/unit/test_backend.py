@@ -223,6 +223,11 @@ MODULES_DEP = [
     ("kernel/drivers/misc/kexec_jumper.ko:\n", False),
     ("kernel/fs/fat/fat.ko:\n", False),
     ("", False),
+    ("kernel/a.ko: updates/dkms/kexec_jump.ko\n", False),  # a dependency, not an entry
+    ("kernel/a.ko: updates/kexec_jump.ko\nkernel/b.ko:\nupdates/kexec_jump.ko: kernel/a.ko", True),
+    ("kernel/misc/my_kexec_jump.ko:\n", False),
+    ("kexec_jump.ko:\n", True),  # at the top of the tree
+    ("kernel/kexec_jump.ko.d/fat.ko:\n", False),  # a directory of that name
 ]
 
 
