@@ -81,12 +81,11 @@ class _Backends:
     def shim_available(self) -> bool:
         """The shim is there, or modprobe loads it (ShimKernel.available()); when
         backend.shim_ruled_out() says no from the files, without kexec_py.shim."""
-        if self._ask_files:
-            from kexec_py.backend import shim_ruled_out
+        if not self._ask_files:
+            return self.shim.available()
+        from kexec_py.backend import shim_ruled_out
 
-            if shim_ruled_out(self._args.machine_root):
-                return False
-        return self.shim.available()
+        return not shim_ruled_out(self._args.machine_root) and self.shim.available(ruled_out=False)
 
     def _get(self, name: str) -> Any:
         if name not in self._built:

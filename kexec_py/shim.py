@@ -190,14 +190,16 @@ class ShimKernel(HostActions):
     def present(self) -> bool:
         return shim_present(self._root)
 
-    def available(self) -> bool:
+    def available(self, ruled_out: bool | None = None) -> bool:
         """The device exists, else modprobe loads the module and then it does. No
-        modprobe when modules.dep says the module is not installed."""
+        modprobe when backend.shim_ruled_out() says modules.dep has no such module;
+        ruled_out is its answer when the caller has read the files already."""
         if self._available is None:
-            from kexec_py.backend import shim_ruled_out
+            if ruled_out is None:
+                from kexec_py.backend import shim_ruled_out
 
-            self._available = self.present() or (not shim_ruled_out(self._root) and self._modprobe()
-                                                 and self._wait_for_device())
+                ruled_out = shim_ruled_out(self._root)
+            self._available = self.present() or (not ruled_out and self._modprobe() and self._wait_for_device())
         return self._available
 
     def _wait_for_device(self, tries: int = 20) -> bool:

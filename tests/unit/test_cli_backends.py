@@ -60,6 +60,23 @@ def tree(tmp_path):
     return make
 
 
+@pytest.mark.parametrize("module, built", [(True, True), (False, False)])
+def test_shim_available_reads_modules_dep_once(tree, monkeypatch, module, built):
+    """The real shim, no /dev/kexec_jump (a stock machine's first load): the CLI reads
+    modules.dep once; the module installed, ShimKernel takes that reading (and, on
+    another root than /, runs no modprobe); not installed, kexec_py.shim is not used."""
+    from kexec_py import backend, cli
+
+    root = tree("debian", module=module)
+    reads = []
+    real = backend.module_installed
+    monkeypatch.setattr(backend, "module_installed", lambda *a: reads.append(a) or real(*a))
+    backends_ = cli._Backends(cli.parse(["--machine-root", root, "-e"]), cli._linux_kernel, cli._shim_kernel)
+    assert backends_.shim_available() is False
+    assert reads == [(root, "6.1.0-57-amd64")]
+    assert ("shim" in backends_._built) is built
+
+
 @pytest.fixture(autouse=True)
 def as_root(monkeypatch):
     """The install line is for root (a user is told to be root); the tests may run as anyone."""

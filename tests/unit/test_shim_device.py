@@ -224,6 +224,26 @@ def test_no_device_no_image_no_calls(tmp_path):
     (False, NO_TREE, True, False, 0),  # a kernel without modules (the harness's): no modprobe
 ])
 def test_available(tmp_path, node, modules_dep, modprobe_makes_it, available, modprobes):
+    kernel_, runs = shim_on_a_machine(tmp_path, node, modules_dep, modprobe_makes_it)
+    assert kernel_.available() is available and kernel_.available() is available
+    assert len(runs) == modprobes
+
+
+@pytest.mark.parametrize("modules_dep, ruled_out, modprobes", [
+    ("updates/dkms/kexec_jump.ko.xz:\n", True, 0),
+    (NO_TREE, False, 1),
+])
+def test_available_takes_the_callers_reading_of_the_files(tmp_path, modules_dep, ruled_out, modprobes):
+    """The CLI reads backend.shim_ruled_out() before it imports this module, and hands
+    its answer on: the files here say the opposite, and are not read again."""
+    kernel_, runs = shim_on_a_machine(tmp_path, False, modules_dep, True)
+    assert kernel_.available(ruled_out=ruled_out) is not ruled_out
+    assert len(runs) == modprobes
+
+
+def shim_on_a_machine(tmp_path, node, modules_dep, modprobe_makes_it):
+    """A ShimKernel on a machine running 6.1.0-57-amd64, /dev/kexec_jump there or not,
+    whose modprobe makes the node or not; and the list of modprobe runs."""
     (tmp_path / "dev").mkdir()
     if node:
         (tmp_path / "dev/kexec_jump").write_text("")
@@ -239,9 +259,8 @@ def test_available(tmp_path, node, modules_dep, modprobe_makes_it, available, mo
         return modprobe_makes_it
 
     kernel_ = shim.ShimKernel(str(tmp_path), calls=FakeDevice(), modprobe=modprobe)
-    kernel_._wait_for_device = lambda tries=20: kernel_.present()  # no 1 s wait in the failing row
-    assert kernel_.available() is available and kernel_.available() is available
-    assert len(runs) == modprobes
+    kernel_._wait_for_device = lambda tries=20: kernel_.present()  # no 1 s wait in the failing rows
+    return kernel_, runs
 
 
 def test_another_root_never_runs_modprobe(tmp_path):
